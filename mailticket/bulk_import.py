@@ -1,0 +1,44 @@
+"""``mailticket import PATH``: every mail of an mbox file or a maildir through the intake.
+
+Re-running adds nothing (the intake deduplicates), so an interrupted import is resumed
+by running it again.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from mailticket.intake import Intake
+
+Progress = Callable[[int], None]
+
+
+def open_mailbox(path: Path) -> mailbox.Mailbox:
+    if path.is_dir():
+        if not (path / "cur").is_dir() and not (path / "new").is_dir():
+            raise ValueError(f"{path}: a directory but not a maildir (no cur/ or new/)")
+        return mailbox.Maildir(path, factory=None, create=False)
+    if path.is_file():
+        return mailbox.mbox(path, factory=None, create=False)
+    raise ValueError(f"{path}: no such file or directory")
+
+
+def raw_mails(box: mailbox.Mailbox) -> Iterator[bytes]:
+    for key in box.iterkeys():
+        yield box.get_bytes(key)
+
+
+def import_mailbox(
+    intake: Intake, path: Path, *, notify: bool, progress: Progress | None = None
+) -> Counter[str]:
+    """Submit every mail; returns how many were stored, duplicate, quarantined, ignored."""
+    box = open_mailbox(path)
+    outcomes: Counter[str] = Counter()
+    for count, raw in enumerate(raw_mails(box), start=1):
+        outcomes[intake.submit(raw, "import", notify=notify).outcome] += 1
+        if progress is not None:
+            progress(count)
+    return outcomes

@@ -1,0 +1,332 @@
+"""The ``mailticket`` command: builds Settings once, calls the use cases, maps errors to exits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from sqlmodel import select
+
+from mailticket import __version__, store, views
+from mailticket.bulk_import import import_mailbox, open_mailbox
+from mailticket.core import Core, build_core
+from mailticket.errors import ConfigError, TemporaryFailure
+from mailticket.logs import configure as configure_logging
+from mailticket.models import Inbound, Outbox, Ticket
+from mailticket.settings import Settings, load_settings
+
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+
+
+@click.group()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="mailticket.toml (default: ./mailticket.toml when present)",
+)
+@click.version_option(__version__)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Email-driven support tickets."""
+    try:
+        settings = load_settings(config_path, environ=_environ())
+    except ConfigError as exc:
+        _fail(str(exc), EX_CONFIG)
+    configure_logging(settings.log.format, settings.log.level)
+    ctx.obj = settings
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"mailticket: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _core(settings: Settings, *, migrate: bool = True) -> Iterator[Core]:
+    """Build the core; configuration and storage problems become one line and an exit code."""
+    try:
+        core = build_core(settings, migrate=migrate)
+    except ConfigError as exc:
+        _fail(str(exc), EX_CONFIG)
+    except TemporaryFailure as exc:
+        _fail(str(exc), EX_TEMPFAIL)
+    try:
+        yield core
+    except TemporaryFailure as exc:
+        _fail(str(exc), EX_TEMPFAIL)
+    finally:
+        core.engine.dispose()
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+# -- daemon -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_obj
+def serve(settings: Settings) -> None:
+    """Run everything the config enables (SMTP listener, outbox worker)."""
+    from mailticket.daemon import serve as run_daemon
+
+    with _core(settings) as core:
+        sys.exit(asyncio.run(run_daemon(core)))
+
+
+# -- ways in ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@click.pass_obj
+def ingest(settings: Settings, file: Any) -> None:
+    """Take one mail from FILE or stdin (for an MTA pipe). Exit 0 once stored, 75 to retry."""
+    raw = file.read()
+    with _core(settings) as core:
+        result = core.intake.submit(raw, "pipe")
+    click.echo(f"{result.outcome} {result.message_id} {_tag(settings, result.ticket)}".rstrip())
+
+
+@main.command(name="import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--notify", is_flag=True, help="send acknowledgements and notifications")
+@click.pass_obj
+def import_(settings: Settings, path: Path, notify: bool) -> None:
+    """Import an mbox file or a maildir; running it again adds nothing."""
+    from rich.progress import Progress
+
+    try:
+        total = len(open_mailbox(path))
+    except ValueError as exc:
+        _fail(str(exc), 1)
+    with _core(settings) as core, Progress(transient=False) as bar:
+        task = bar.add_task(f"importing {path.name}", total=total)
+        outcomes = import_mailbox(
+            core.intake, path, notify=notify, progress=lambda n: bar.update(task, completed=n)
+        )
+    click.echo(", ".join(f"{count} {name}" for name, count in sorted(outcomes.items())) or "empty")
+
+
+def _tag(settings: Settings, number: int | None) -> str:
+    return f"{settings.tickets.prefix}-{number}" if number is not None else ""
+
+
+# -- tickets ----------------------------------------------------------------------------
+
+
+@main.group()
+def tickets() -> None:
+    """List and show tickets."""
+
+
+@tickets.command(name="list")
+@click.option("--status")
+@click.option("--queue")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def tickets_list(settings: Settings, status: str | None, queue: str | None, as_json: bool) -> None:
+    prefix = settings.tickets.prefix
+    with _core(settings) as core, store.transaction(core.engine) as session:
+        rows = [
+            views.ticket_summary(t, prefix)
+            for t in store.tickets(session, status=status, queue=queue)
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['tag']:<10} {row['status']:<9} {row['priority']:<7} {row['queue']:<12} "
+            f"{row['requester']:<28} {row['subject']}"
+        )
+
+
+@tickets.command(name="show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def tickets_show(settings: Settings, number: str, as_json: bool) -> None:
+    wanted = _parse_number(number, settings.tickets.prefix)
+    with _core(settings) as core, store.transaction(core.engine) as session:
+        ticket = session.get(Ticket, wanted)
+        if ticket is None:
+            _fail(f"no ticket {number}", 1)
+        detail = views.ticket_detail(session, ticket, settings.tickets.prefix)
+    if as_json:
+        _print_json(detail)
+        return
+    _print_ticket(detail)
+
+
+def _parse_number(text: str, prefix: str) -> int:
+    cleaned = text.strip().strip("[]").upper().removeprefix(prefix.upper() + "-")
+    if not cleaned.isdigit():
+        _fail(f"not a ticket number: {text!r} (write e.g. {prefix}-123)", 2)
+    return int(cleaned)
+
+
+def _print_ticket(detail: dict[str, Any]) -> None:
+    click.echo(f"{detail['tag']}  {detail['subject']}")
+    for key in ("status", "priority", "queue", "requester", "assignee", "created_at", "due_at"):
+        click.echo(f"  {key:<11} {detail[key]}")
+    click.echo("\nMessages:")
+    for m in detail["messages"]:
+        click.echo(f"  {m['date']} {m['direction']:<3} {m['kind']:<12} {m['from']} {m['subject']}")
+    click.echo("\nEvents:")
+    for e in detail["events"]:
+        click.echo(f"  {e['at']} {e['kind']:<14} {e['detail']}")
+
+
+# -- outbox -----------------------------------------------------------------------------
+
+
+@main.group()
+def outbox() -> None:
+    """The outgoing mail queue."""
+
+
+@outbox.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def outbox_list(settings: Settings, as_json: bool) -> None:
+    with _core(settings) as core, store.transaction(core.engine) as session:
+        rows = views.outbox_rows(session)
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>6} {row['state']:<9} {row['template']:<12} {row['to']:<28} "
+            f"attempts={row['attempts']} {row['last_error'] or ''}"
+        )
+
+
+@outbox.command(name="retry")
+@click.argument("row_id", required=False, type=int)
+@click.pass_obj
+def outbox_retry(settings: Settings, row_id: int | None) -> None:
+    """Put failed (or one given) rows back in the queue and deliver what is due now."""
+    from mailticket.outbox import OutboxWorker
+    from mailticket.transport import build_transport
+
+    with _core(settings) as core:
+        with store.transaction(core.engine) as session:
+            ids = (
+                [row_id]
+                if row_id is not None
+                else views.outbox_ids(session, ["failed", "uncertain"])
+            )
+            for row in session.exec(select(Outbox).where(Outbox.id.in_(ids))).all():  # type: ignore[union-attr]
+                row.state, row.next_attempt_at, row.lease_until = "pending", core.clock(), None
+                row.attempts, row.uncertain = 0, 0
+                session.add(row)
+        worker = OutboxWorker(
+            core.engine, build_transport(settings.outbound), settings.outbound, core.clock
+        )
+        delivered = asyncio.run(_deliver_all(worker))
+    click.echo(f"{len(ids)} requeued, {delivered} handed to the transport")
+
+
+async def _deliver_all(worker: Any) -> int:
+    total = 0
+    while count := await worker.deliver_due():
+        total += count
+    return total
+
+
+# -- quarantine -------------------------------------------------------------------------
+
+
+@main.group()
+def quarantine() -> None:
+    """Mails that failed a processing step, kept raw."""
+
+
+@quarantine.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def quarantine_list(settings: Settings, as_json: bool) -> None:
+    with _core(settings) as core, store.transaction(core.engine) as session:
+        rows = views.quarantined(session)
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>6} {row['received_at']} {row['source']:<6} {row['message_id']} {row['error']}"
+        )
+
+
+@quarantine.command(name="replay")
+@click.argument("inbound_id", required=False, type=int)
+@click.option("--all", "replay_all", is_flag=True)
+@click.pass_obj
+def quarantine_replay(settings: Settings, inbound_id: int | None, replay_all: bool) -> None:
+    if (inbound_id is None) == (not replay_all):
+        _fail("give one ID or --all", 2)
+    with _core(settings) as core:
+        ids = [inbound_id] if inbound_id is not None else _quarantined_ids(core)
+        for each in ids:
+            assert each is not None
+            try:
+                result = core.intake.replay(each)
+            except LookupError as exc:
+                _fail(str(exc), 1)
+            click.echo(f"{each}: {result.outcome} {_tag(settings, result.ticket)} {result.detail}")
+
+
+def _quarantined_ids(core: Core) -> list[int]:
+    with store.transaction(core.engine) as session:
+        query = select(Inbound.id).where(Inbound.state == "quarantined")
+        return [i for i in session.exec(query).all() if i is not None]
+
+
+# -- database and health ----------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+@click.pass_obj
+def upgrade(settings: Settings) -> None:
+    with _core(settings, migrate=False) as core:
+        changed = store.upgrade(core.engine)
+    click.echo("schema upgraded" if changed else "schema already current")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(settings: Settings, as_json: bool) -> None:
+    """Health at a glance; exit 1 when something needs an admin."""
+    from mailticket.health import collect
+
+    with _core(settings) as core:
+        report = collect(core)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        for line in report.lines():
+            click.echo(line)
+    sys.exit(1 if report.problems else 0)

@@ -1,0 +1,100 @@
+"""Composition of the use cases every command shares: store, rules, templates, intake.
+
+Built once from Settings; the CLI and the daemon hand pieces of it to the edges.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from mailticket import store
+from mailticket.errors import ConfigError
+from mailticket.intake import Intake
+from mailticket.notices import Renderer, template_dirs
+from mailticket.rules import RuleSet, default_rules, load_rules
+from mailticket.settings import Settings
+from mailticket.threads import MessageIdSigner
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RulesHolder:
+    """The current rule set; a bad edit is refused and the last good rules stay."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.current: RuleSet = self._initial()
+
+    def _initial(self) -> RuleSet:
+        if not self.path.exists():
+            log.warning("%s not found: every ticket goes to the built-in defaults", self.path)
+            return default_rules()
+        return load_rules(self.path)  # at start a bad file is fatal: there is no last good
+
+    def __call__(self) -> RuleSet:
+        return self.current
+
+    def reload(self) -> bool:
+        """Load the file again; False (and an error log) when it is refused."""
+        try:
+            rules = load_rules(self.path)
+        except ConfigError as exc:
+            log.error("rules refused, keeping version %s: %s", self.current.version, exc)
+            return False
+        if rules.version != self.current.version:
+            log.info("rules reloaded: version %s -> %s", self.current.version, rules.version)
+        self.current = rules
+        return True
+
+
+@dataclass
+class Core:
+    settings: Settings
+    engine: Engine
+    rules: RulesHolder
+    renderer: Renderer
+    intake: Intake
+    signer: MessageIdSigner
+    clock: Clock
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+def build_core(settings: Settings, *, clock: Clock = utcnow, migrate: bool = True) -> Core:
+    """Open the store (migrating it), load rules and templates, wire the intake."""
+    engine = store.make_engine(
+        settings.database.url, busy_timeout=settings.database.busy_timeout.total_seconds()
+    )
+    if migrate:
+        store.upgrade(engine)
+    rules = RulesHolder(settings.tickets.rules_file)
+    renderer = Renderer(template_dirs(settings.tickets.templates_dir))
+    signer = MessageIdSigner(
+        secret=store.secret(engine, settings.tickets.secret),
+        prefix=settings.tickets.prefix,
+        host=_message_id_host(settings.tickets.support_address),
+    )
+    on_commit: list[Callable[[], None]] = []  # the daemon adds "wake the outbox"
+
+    def committed() -> None:
+        for callback in on_commit:
+            callback()
+
+    intake = Intake(engine, settings, rules, renderer, signer, clock, on_commit=committed)
+    return Core(settings, engine, rules, renderer, intake, signer, clock, on_commit)
+
+
+def _message_id_host(support_address: str) -> str:
+    domain = support_address.rpartition("@")[2]
+    return domain if domain and domain != "localhost" else socket.getfqdn() or "localhost"

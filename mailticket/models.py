@@ -1,0 +1,154 @@
+"""The database tables (SQLModel). Schema changes go through migrations/ (Alembic).
+
+Inbound mail is stored once per identity (``Inbound.dedupe_key``); everything a
+ticket shows hangs off ``Ticket``; ``Outbox`` rows are written in the same
+transaction as the change that caused them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Dialect, Index, LargeBinary, Text
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in every database (SQLite has no zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: mailticket stores aware UTC times only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Ticket(SQLModel, table=True):
+    number: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(sa_type=Text)
+    status: str = Field(default="new", index=True)  # new, open, pending, resolved, closed
+    priority: str
+    queue: str = Field(index=True)
+    requester: str = Field(index=True)
+    assignee: str | None = None
+    tags: str = ""  # space-separated words
+    language: str = "en"
+    linked_to: int | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    due_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Participant(SQLModel, table=True):
+    ticket_number: int = Field(foreign_key="ticket.number", primary_key=True)
+    address: str = Field(primary_key=True, index=True)
+    role: str  # requester, cc
+
+
+class Inbound(SQLModel, table=True):
+    """Every accepted mail, byte for byte: the proof that nothing is lost."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True, max_length=998)
+    message_id: str = Field(max_length=998)
+    sha256: str = Field(max_length=64)
+    source: str  # smtp, imap, pipe, import
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    state: str = Field(index=True)  # processed, quarantined
+    error: str | None = Field(default=None, sa_type=Text)
+    ticket_number: int | None = Field(default=None, foreign_key="ticket.number")
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Message(SQLModel, table=True):
+    """One entry of a ticket's conversation, inbound or outbound."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_number: int = Field(foreign_key="ticket.number", index=True)
+    direction: str  # in, out
+    kind: str  # request, reply, note, unverified, bounce, auto, ack, notification, ...
+    message_id: str = Field(index=True, max_length=998)
+    from_addr: str
+    to_addrs: str = Field(default="", sa_type=Text)  # comma-separated
+    subject: str = Field(sa_type=Text)
+    date: datetime = Field(sa_type=UTCDateTime)
+    text: str = Field(sa_type=Text)
+    html: str = Field(default="", sa_type=Text)
+    lossy: bool = False
+    inbound_id: int | None = Field(default=None, foreign_key="inbound.id")
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    message_row: int = Field(foreign_key="message.id", index=True)
+    filename: str
+    content_type: str
+    size: int
+    content: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class Event(SQLModel, table=True):
+    """The ticket's log: what happened, when, and why."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_number: int = Field(foreign_key="ticket.number", index=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    kind: str  # received, threaded, routed, status, ack, delivery_failed, ...
+    detail: str = Field(sa_type=Text)
+    message_id: str | None = None
+    rules_version: str | None = None
+
+
+class Outbox(SQLModel, table=True):
+    """A mail to send, with its final Message-ID and bytes, until the transport takes it."""
+
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        Index("ix_outbox_recipient_auto", "recipient", "automatic", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_number: int | None = Field(default=None, foreign_key="ticket.number", index=True)
+    template: str
+    message_id: str = Field(unique=True, max_length=998)
+    sender: str
+    recipient: str  # the main recipient; the automatic-answer cap counts these
+    extra_recipients: str = Field(default="", sa_type=Text)  # comma-separated Cc
+    automatic: bool
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = "pending"  # pending, sent, failed, uncertain
+    attempts: int = 0
+    uncertain: int = 0  # deliveries whose outcome we could not learn (timeout after DATA)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Undeliverable(SQLModel, table=True):
+    """A recipient that bounced: no automatic mail to it until ``until``."""
+
+    address: str = Field(primary_key=True)
+    until: datetime = Field(sa_type=UTCDateTime)
+    reason: str = Field(sa_type=Text)
+
+
+class Setting(SQLModel, table=True):
+    """Values generated once and shared by every daemon on this database (e.g. the secret)."""
+
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_type=Text)

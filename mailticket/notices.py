@@ -1,0 +1,120 @@
+"""Render templates into ready-to-send mails (pure, given the jinja2 environment).
+
+A template's first line is ``Subject: ...``, then a blank line, then the body.
+``templates/zh/<name>.txt.j2`` is preferred when the requester wrote in Chinese;
+an optional ``<name>.html.j2`` makes the mail multipart/alternative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+PACKAGED_TEMPLATES = Path(__file__).parent / "default_templates"
+SOURCE_TEMPLATES = Path(__file__).parent.parent / "templates"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    sender: str
+    to: str
+    cc: tuple[str, ...]
+    message_id: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    auto_submitted: str | None  # "auto-replied" for answers to requesters, "auto-generated" else
+    date: datetime
+    reply_to: str | None = None
+
+
+def template_dirs(configured: Path) -> list[Path]:
+    """The admin's directory first, then the templates mailticket ships with."""
+    candidates = [configured, PACKAGED_TEMPLATES, SOURCE_TEMPLATES]
+    return [path for path in dict.fromkeys(candidates) if path.is_dir()]
+
+
+class Renderer:
+    def __init__(self, directories: Sequence[Path]) -> None:
+        loader = jinja2.FileSystemLoader([str(path) for path in directories])
+        self._text = jinja2.Environment(
+            loader=loader,
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+        self._html = jinja2.Environment(
+            loader=loader, undefined=jinja2.StrictUndefined, autoescape=True
+        )
+
+    def render(self, name: str, language: str, context: Mapping[str, Any]) -> Rendered:
+        """Render ``name`` in ``language`` when a translation exists, else the default."""
+        text_template = self._pick(self._text, name, "txt", language)
+        if text_template is None:
+            raise jinja2.TemplateNotFound(f"{name}.txt.j2")
+        subject, body = _split_subject(text_template.render(context), name)
+        html_template = self._pick(self._html, name, "html", language)
+        html = html_template.render(context) if html_template is not None else None
+        return Rendered(subject=subject, text=body, html=html)
+
+    @staticmethod
+    def _pick(
+        env: jinja2.Environment, name: str, kind: str, language: str
+    ) -> jinja2.Template | None:
+        for candidate in (f"{language}/{name}.{kind}.j2", f"{name}.{kind}.j2"):
+            try:
+                return env.get_template(candidate)
+            except jinja2.TemplateNotFound:
+                continue
+        return None
+
+
+def _split_subject(rendered: str, name: str) -> tuple[str, str]:
+    first, _, rest = rendered.partition("\n")
+    if not first.lower().startswith("subject:"):
+        raise ValueError(f"template {name}: the first line must be 'Subject: ...'")
+    return one_line(first[len("subject:") :]), rest.lstrip("\n")
+
+
+def one_line(text: str) -> str:
+    """Header-safe text: no CR/LF or other control characters can reach a header."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def compose(rendered: Rendered, envelope: Envelope) -> bytes:
+    """The final bytes: every header is ours, none is copied from a requester's input."""
+    message = EmailMessage()
+    message["From"] = envelope.sender
+    message["To"] = envelope.to
+    if envelope.cc:
+        message["Cc"] = ", ".join(envelope.cc)
+    if envelope.reply_to:
+        message["Reply-To"] = envelope.reply_to
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(envelope.date)
+    message["Message-ID"] = envelope.message_id
+    if envelope.in_reply_to:
+        message["In-Reply-To"] = envelope.in_reply_to
+    if envelope.references:
+        message["References"] = " ".join(envelope.references[-20:])
+    if envelope.auto_submitted:
+        message["Auto-Submitted"] = envelope.auto_submitted
+        message["X-Auto-Response-Suppress"] = "All"
+    message.set_content(rendered.text)
+    if rendered.html is not None:
+        message.add_alternative(rendered.html, subtype="html")
+    return message.as_bytes(policy=SMTP)

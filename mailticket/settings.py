@@ -1,0 +1,173 @@
+"""Frozen settings from mailticket.toml plus MAILTICKET_<SECTION>_<KEY> environment variables.
+
+Built once by ``load_settings`` and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import typing
+from collections.abc import Mapping
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+
+from mailticket.errors import ConfigError
+from mailticket.units import parse_duration, parse_size
+
+DEFAULT_CONFIG = Path("mailticket.toml")
+ENV_PREFIX = "MAILTICKET_"
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite:///mailticket.db"
+    busy_timeout: Duration = timedelta(seconds=5)
+
+
+class SmtpSettings(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    accept: tuple[str, ...] = ()  # empty: accept every recipient
+    max_message_size: Size = 25 * 1024 * 1024
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> SmtpSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        return self
+
+
+class ImapAccount(Section):
+    name: str = ""
+    host: str
+    port: int = 993
+    ssl: bool = True
+    starttls: bool = False
+    username: str
+    password: str | None = None
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    poll_interval: Duration = timedelta(seconds=60)
+    idle: bool = True
+    since: date | None = None
+
+
+class OutboundSettings(Section):
+    transport: Literal["maildir", "smtp"] = "maildir"
+    maildir: Path = Path("outbox")
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout: Duration = timedelta(seconds=60)
+    max_attempts: int = 8
+    retry_base: Duration = timedelta(seconds=60)
+
+
+class TicketSettings(Section):
+    support_address: str = "support@localhost"
+    comment_address: str | None = None
+    prefix: str = "MT"
+    rules_file: Path = Path("rules.yaml")
+    templates_dir: Path = Path("templates")
+    max_attachment_size: Size = 10 * 1024 * 1024
+    max_auto_replies_per_sender: int = 10
+    reopen_window: Duration = timedelta(days=30)
+    foreign_reply: Literal["new_ticket", "note"] = "new_ticket"
+    secret: str | None = None
+    bounce_block: Duration = timedelta(days=30)
+    status_subjects: tuple[str, ...] = ("status", "my tickets", "我的工单", "工单状态")
+
+
+class AgentSettings(Section):
+    require_authenticated: bool = False
+    trusted_authserv_id: str | None = None
+
+
+class SchedulerSettings(Section):
+    sweep_interval: Duration = timedelta(seconds=30)
+
+
+class MetricsSettings(Section):
+    port: int | None = None
+
+
+class LogSettings(Section):
+    format: Literal["text", "json"] = "text"
+    level: str = "INFO"
+
+
+class Settings(Section):
+    database: DatabaseSettings = DatabaseSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    imap: tuple[ImapAccount, ...] = ()
+    outbound: OutboundSettings = OutboundSettings()
+    tickets: TicketSettings = TicketSettings()
+    agents: AgentSettings = AgentSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (or ./mailticket.toml when present), overlay the environment, validate."""
+    source = path if path is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    data = _read_toml(source) if source is not None else {}
+    _overlay_environment(data, environ or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """MAILTICKET_SMTP_PORT=2526 sets [smtp] port; lists are comma-separated."""
+    for section_name, field in Settings.model_fields.items():
+        section_model = field.annotation
+        if not (isinstance(section_model, type) and issubclass(section_model, Section)):
+            continue  # [[imap]] accounts are tables, configured in the file only
+        for key, key_field in section_model.model_fields.items():
+            value = environ.get(f"{ENV_PREFIX}{section_name}_{key}".upper())
+            if value is None:
+                continue
+            is_list = typing.get_origin(key_field.annotation) is tuple
+            parsed: object = (
+                [v.strip() for v in value.split(",") if v.strip()] if is_list else value
+            )
+            section = data.setdefault(section_name, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"{section_name}: must be a table")
+            section[key] = parsed
+
+
+def _one_line(exc: ValidationError, source: Path | None) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+    origin = f"{source}: " if source else ""
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{origin}{where}: {what}{more}"

@@ -1,0 +1,96 @@
+"""The SMTP listener (aiosmtpd): check recipients, take DATA, submit, answer.
+
+The handler knows nothing of tickets: it is given ``submit(raw) -> awaitable`` and
+answers 250 only after that returns (the mail is committed), 451 when the store is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailticket.errors import TemporaryFailure
+
+log = logging.getLogger(__name__)
+
+OK = "250 2.0.0 OK: queued"
+UNKNOWN_RECIPIENT = "550 5.1.1 Recipient address rejected: not a mailbox here"
+STORAGE_DOWN = "451 4.3.0 Temporary failure: storage unavailable, try again later"
+TOO_BIG = "552 5.3.4 Message too big for system"
+LOCAL_ERROR = "451 4.3.0 Temporary local error, try again later"
+
+Submit = Callable[[bytes], Awaitable[object]]
+
+
+class InboxHandler:
+    def __init__(self, submit: Submit, accept: Collection[str], max_size: int) -> None:
+        self._submit = submit
+        self._accept = frozenset(address.lower() for address in accept)
+        self._max_size = max_size
+        self.in_flight = 0
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self._accept and address.lower() not in self._accept:
+            return UNKNOWN_RECIPIENT
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if len(raw) > self._max_size:
+            return TOO_BIG
+        self.in_flight += 1
+        try:
+            await self._submit(raw)
+        except TemporaryFailure as exc:
+            log.warning("smtp: %s -> 451", exc)
+            return STORAGE_DOWN
+        except Exception:
+            log.exception("smtp: unexpected error -> 451")
+            return LOCAL_ERROR
+        finally:
+            self.in_flight -= 1
+        return OK
+
+
+class _InboxSMTP(SMTP):
+    """aiosmtpd's SMTP, answering oversize mail with the enhanced status code 5.3.4."""
+
+    async def push(self, status: Any) -> None:
+        text = status.decode() if isinstance(status, bytes) else str(status)
+        if text.startswith("552 Error"):
+            status = TOO_BIG
+        await super().push(status)
+
+
+async def start_smtp(
+    handler: InboxHandler,
+    host: str,
+    port: int,
+    *,
+    max_size: int,
+    tls_context: ssl.SSLContext | None = None,
+) -> asyncio.Server:
+    """Listen on (host, port) in the running loop; close the returned server to stop."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> SMTP:
+        return _InboxSMTP(
+            handler,
+            data_size_limit=max_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            tls_context=tls_context,
+            require_starttls=False,
+            hostname=None,
+            ident="mailticket",
+        )
+
+    return await loop.create_server(factory, host, port)

@@ -1,0 +1,124 @@
+"""Which ticket a mail belongs to, and the evidence (pure; stored ids come in as a lookup).
+
+Evidence, strongest first:
+1. our signed Message-ID (``<MT-123.<nonce><hmac>@host>``) in In-Reply-To/References;
+2. the tracking tag ``[MT-123]`` anywhere in the subject;
+3. an In-Reply-To/References naming any Message-ID we have stored (ours or theirs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+_NONCE_HEX = 12
+_SIG_HEX = 16
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|r|答复|回复|转发|回覆|轉寄)\s*(?:\[\d+\])?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMatch:
+    ticket: int | None
+    evidence: str  # human-readable: why this ticket, or why none
+
+
+@lru_cache(maxsize=32)
+def _tag_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"\[\s*{re.escape(prefix)}-(\d{{1,12}})\s*\]", re.IGNORECASE)
+
+
+def tag(prefix: str, number: int) -> str:
+    return f"[{prefix}-{number}]"
+
+
+def find_tag(subject: str, prefix: str) -> int | None:
+    """The ticket number of the first ``[PREFIX-n]`` tag in the subject."""
+    match = _tag_pattern(prefix).search(subject)
+    return int(match[1]) if match else None
+
+
+def clean_subject(subject: str, prefix: str) -> str:
+    """The subject without reply/forward prefixes and tracking tags, for new tickets."""
+    without_tags = _tag_pattern(prefix).sub("", subject)
+    previous = None
+    while previous != without_tags:
+        previous = without_tags
+        without_tags = _REPLY_PREFIX.sub("", without_tags).strip()
+    return " ".join(without_tags.split())
+
+
+def with_tag(subject: str, prefix: str, number: int) -> str:
+    """The subject carrying the ticket's tag exactly once."""
+    if find_tag(subject, prefix) == number:
+        return subject
+    return f"{tag(prefix, number)} {clean_subject(subject, prefix)}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageIdSigner:
+    """Signs the Message-IDs we send so that a reply proves which ticket it answers."""
+
+    secret: bytes
+    prefix: str
+    host: str
+
+    def new(self, number: int) -> str:
+        nonce = secrets.token_hex(_NONCE_HEX // 2)
+        return f"<{self.prefix}-{number}.{nonce}{self._sign(number, nonce)}@{self.host}>"
+
+    def verify(self, message_id: str) -> int | None:
+        """The ticket number of one of our Message-IDs, or None when it is not ours."""
+        match = _signed_pattern(self.prefix).match(message_id.strip())
+        if not match:
+            return None
+        number, token = int(match[1]), match[2]
+        nonce, signature = token[:_NONCE_HEX], token[_NONCE_HEX:]
+        expected = self._sign(number, nonce)
+        return number if hmac.compare_digest(signature, expected) else None
+
+    def _sign(self, number: int, nonce: str) -> str:
+        payload = f"{self.prefix}-{number}.{nonce}".encode()
+        return hmac.new(self.secret, payload, hashlib.sha256).hexdigest()[:_SIG_HEX]
+
+
+@lru_cache(maxsize=32)
+def _signed_pattern(prefix: str) -> re.Pattern[str]:
+    width = _NONCE_HEX + _SIG_HEX
+    return re.compile(rf"^<{re.escape(prefix)}-(\d{{1,12}})\.([0-9a-f]{{{width}}})@[^>]+>$")
+
+
+def find_thread(
+    subject: str,
+    reference_ids: Sequence[str],
+    *,
+    prefix: str,
+    signer: MessageIdSigner,
+    lookup: Callable[[Sequence[str]], int | None],
+) -> ThreadMatch:
+    """Decide the ticket of a mail from its subject and In-Reply-To + References ids."""
+    for message_id in reversed(reference_ids):
+        number = signer.verify(message_id)
+        if number is not None:
+            return ThreadMatch(number, f"signed Message-ID {message_id} in the references")
+    number = find_tag(subject, prefix)
+    if number is not None:
+        return ThreadMatch(number, f"tag {tag(prefix, number)} in the subject")
+    if reference_ids:
+        number = lookup(reference_ids)
+        if number is not None:
+            return ThreadMatch(number, "In-Reply-To/References names a stored Message-ID")
+    return ThreadMatch(None, "no tag, no known reference: new ticket")
+
+
+def mentioned_numbers(text: str, prefix: str) -> tuple[int, ...]:
+    """Ticket numbers written in a body as ``MT-123`` or ``[MT-123]``."""
+    pattern = re.compile(rf"(?<![\w-]){re.escape(prefix)}-(\d{{1,12}})(?![\w])", re.IGNORECASE)
+    return tuple(dict.fromkeys(int(found) for found in pattern.findall(text)))

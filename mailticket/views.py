@@ -1,0 +1,129 @@
+"""Read-only views of the store for the CLI: the JSON shapes of the contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from mailticket.models import Event, Inbound, Message, Outbox, Ticket
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def ticket_summary(ticket: Ticket, prefix: str) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "tag": f"{prefix}-{ticket.number}",
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "requester": ticket.requester,
+        "assignee": ticket.assignee,
+        "tags": ticket.tags.split(),
+        "linked_to": ticket.linked_to,
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
+        "due_at": iso(ticket.due_at),
+    }
+
+
+def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
+    messages = session.exec(
+        select(Message).where(Message.ticket_number == ticket.number).order_by(col(Message.id))
+    ).all()
+    events = session.exec(
+        select(Event).where(Event.ticket_number == ticket.number).order_by(col(Event.id))
+    ).all()
+    return {
+        **ticket_summary(ticket, prefix),
+        "messages": [_message(m) for m in messages],
+        "events": [_event(e) for e in events],
+    }
+
+
+def _message(message: Message) -> dict[str, Any]:
+    return {
+        "direction": message.direction,
+        "kind": message.kind,
+        "from": message.from_addr,
+        "to": [a for a in message.to_addrs.split(",") if a],
+        "subject": message.subject,
+        "message_id": message.message_id,
+        "date": iso(message.date),
+        "text": message.text,
+        "lossy": message.lossy,
+    }
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {
+        "at": iso(event.at),
+        "kind": event.kind,
+        "detail": event.detail,
+        "message_id": event.message_id,
+        "rules_version": event.rules_version,
+    }
+
+
+def outbox_rows(session: Session, limit: int = 200) -> list[dict[str, Any]]:
+    rows = session.exec(select(Outbox).order_by(col(Outbox.id).desc()).limit(limit)).all()
+    return [
+        {
+            "id": row.id,
+            "ticket": row.ticket_number,
+            "template": row.template,
+            "to": row.recipient,
+            "message_id": row.message_id,
+            "state": row.state,
+            "attempts": row.attempts,
+            "next_attempt_at": iso(row.next_attempt_at),
+            "last_error": row.last_error,
+        }
+        for row in rows
+    ]
+
+
+def quarantined(session: Session, limit: int = 500) -> list[dict[str, Any]]:
+    query = (
+        select(Inbound).where(Inbound.state == "quarantined").order_by(col(Inbound.id)).limit(limit)
+    )
+    return [
+        {
+            "id": row.id,
+            "message_id": row.message_id,
+            "source": row.source,
+            "received_at": iso(row.received_at),
+            "error": row.error,
+            "bytes": len(row.raw),
+        }
+        for row in session.exec(query).all()
+    ]
+
+
+def counts(session: Session, column: Any, model: Any) -> dict[str, int]:
+    query = select(column, func.count()).select_from(model).group_by(column)
+    return {str(key): int(value) for key, value in session.exec(query).all()}
+
+
+def overdue(session: Session, now: datetime) -> int:
+    query = (
+        select(func.count())
+        .select_from(Ticket)
+        .where(
+            col(Ticket.due_at) < now,
+            col(Ticket.first_response_at).is_(None),
+            col(Ticket.status).in_(["new", "open"]),
+        )
+    )
+    return int(session.exec(query).one())
+
+
+def outbox_ids(session: Session, states: Sequence[str]) -> list[int]:
+    query = select(Outbox.id).where(col(Outbox.state).in_(list(states)))
+    return [i for i in session.exec(query).all() if i is not None]

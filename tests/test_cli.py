@@ -1,0 +1,148 @@
+"""The command line as admins and MTAs use it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import build_mail, make_settings
+
+
+def run(
+    tmp_path: Path,
+    *args: str,
+    stdin: bytes = b"",
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailticket", "-c", str(tmp_path / "mailticket.toml"), *args],
+        input=stdin,
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def configured(tmp_path: Path, db_url: str) -> Path:
+    make_settings(tmp_path, db_url)
+    return tmp_path
+
+
+def test_ingest_from_stdin_then_show_json(configured: Path) -> None:
+    first = run(configured, "ingest", stdin=build_mail(message_id="<a1@customer.example>"))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(b"stored <a1@customer.example> MT-1")
+    again = run(configured, "ingest", stdin=build_mail(message_id="<a1@customer.example>"))
+    assert (again.returncode, again.stdout.split()[0]) == (0, b"duplicate")
+    shown = run(configured, "tickets", "show", "MT-1", "--json")
+    detail = json.loads(shown.stdout)
+    assert set(detail) >= {
+        "number",
+        "subject",
+        "status",
+        "priority",
+        "queue",
+        "requester",
+        "assignee",
+        "tags",
+        "created_at",
+        "updated_at",
+        "due_at",
+        "messages",
+    }
+    assert detail["messages"][0]["direction"] == "in"
+    assert detail["messages"][0]["message_id"] == "<a1@customer.example>"
+    assert {m["kind"] for m in detail["messages"][1:]} == {"ack", "agent_new"}
+    listed = json.loads(run(configured, "tickets", "list", "--json").stdout)
+    assert [t["number"] for t in listed] == [1]
+
+
+def test_ingest_file_argument(configured: Path) -> None:
+    mail = configured / "one.eml"
+    mail.write_bytes(build_mail())
+    assert run(configured, "ingest", str(mail)).returncode == 0
+
+
+def test_ingest_exits_75_when_the_database_is_locked(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    make_settings(tmp_path, f"sqlite:///{db}", database={"busy_timeout": "0.2s"})
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        locked = run(tmp_path, "ingest", stdin=build_mail())
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert locked.returncode == 75
+    assert b"Traceback" not in locked.stderr
+    assert run(tmp_path, "ingest", stdin=build_mail()).returncode == 0
+
+
+def test_ingest_exits_75_when_postgres_is_unreachable(tmp_path: Path) -> None:
+    make_settings(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/none")
+    result = run(tmp_path, "ingest", stdin=build_mail())
+    assert result.returncode == 75
+    assert b"database unavailable" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_bad_config_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "mailticket.toml").write_text("[smtp]\nprot = 1\n", encoding="utf-8")
+    result = run(tmp_path, "status")
+    assert result.returncode == 78
+    assert result.stderr.decode().strip().endswith("smtp.prot: unknown key")
+
+
+@pytest.mark.parametrize("kind", ["mbox", "maildir"])
+def test_import_twice_adds_nothing_and_sends_nothing(configured: Path, kind: str) -> None:
+    path = configured / f"archive.{kind}"
+    box: mailbox.Mailbox = mailbox.mbox(path) if kind == "mbox" else mailbox.Maildir(path)
+    for n in range(5):
+        box.add(build_mail(subject=f"old question {n}", message_id=f"<old{n}@customer.example>"))
+    box.close()
+    first = run(configured, "import", str(path))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().endswith(b"5 stored")
+    second = run(configured, "import", str(path))
+    assert second.stdout.strip().endswith(b"5 duplicate")
+    assert json.loads(run(configured, "outbox", "list", "--json").stdout) == []
+
+
+def test_quarantine_list_and_replay(configured: Path) -> None:
+    assert run(configured, "ingest", stdin=b"").returncode == 0
+    rows = json.loads(run(configured, "quarantine", "list", "--json").stdout)
+    assert len(rows) == 1 and rows[0]["error"].startswith("unparseable")
+    replay = run(configured, "quarantine", "replay", str(rows[0]["id"]))
+    assert replay.returncode == 0
+    assert b"quarantined" in replay.stdout  # still unparseable: it stays quarantined
+    assert len(json.loads(run(configured, "quarantine", "list", "--json").stdout)) == 1
+
+
+def test_status_reports_and_exits_1_on_quarantine(configured: Path) -> None:
+    healthy = run(configured, "status")
+    assert healthy.returncode == 0, healthy.stderr
+    run(configured, "ingest", stdin=b"")
+    unhealthy = run(configured, "status", "--json")
+    assert unhealthy.returncode == 1
+    assert json.loads(unhealthy.stdout)["inbound"]["quarantined"] == 1
+
+
+def test_outbox_retry_delivers_pending_mail(configured: Path) -> None:
+    run(configured, "ingest", stdin=build_mail())
+    result = run(configured, "outbox", "retry")
+    assert result.returncode == 0, result.stderr
+    assert len(list((configured / "outbox" / "new").iterdir())) == 3
+    states = {
+        row["state"] for row in json.loads(run(configured, "outbox", "list", "--json").stdout)
+    }
+    assert states == {"sent"}

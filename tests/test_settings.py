@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mailticket.errors import ConfigError
+from mailticket.settings import load_settings
+from mailticket.units import format_duration, parse_duration, parse_size
+
+
+def test_embedded_defaults_match_the_spec() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.database.url == "sqlite:///mailticket.db"
+    assert (settings.smtp.host, settings.smtp.port) == ("127.0.0.1", 2525)
+    assert settings.smtp.max_message_size == 25 * 1024 * 1024
+    assert settings.outbound.transport == "maildir"
+    assert settings.outbound.maildir == Path("outbox")
+    assert settings.tickets.prefix == "MT"
+    assert settings.tickets.max_auto_replies_per_sender == 10
+    assert settings.tickets.reopen_window == timedelta(days=30)
+    assert settings.scheduler.sweep_interval == timedelta(seconds=30)
+    assert "我的工单" in settings.tickets.status_subjects
+
+
+def test_file_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "mailticket.toml"
+    path.write_text(
+        '[smtp]\nport = 2600\naccept = ["a@x.org"]\n[tickets]\nreopen_window = "7d"\n'
+        '[[imap]]\nhost = "imap.x.org"\nusername = "u"\n',
+        encoding="utf-8",
+    )
+    env = {"MAILTICKET_SMTP_PORT": "2700", "MAILTICKET_SMTP_ACCEPT": "a@x.org, b@x.org"}
+    settings = load_settings(path, environ=env)
+    assert settings.smtp.port == 2700
+    assert settings.smtp.accept == ("a@x.org", "b@x.org")
+    assert settings.tickets.reopen_window == timedelta(days=7)
+    assert settings.imap[0].host == "imap.x.org"
+    assert settings.imap[0].poll_interval == timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ("[smtp]\nprot = 1\n", {}, "smtp.prot: unknown key"),
+        ("[smtpp]\n", {}, "smtpp: unknown key"),
+        ("", {"MAILTICKET_SMTP_PORT": "abc"}, "smtp.port: Input should be a valid integer"),
+        (
+            '[tickets]\nreopen_window = "soon"\n',
+            {},
+            "tickets.reopen_window: Value error, not a duration",
+        ),
+        (
+            '[outbound]\ntransport = "pigeon"\n',
+            {},
+            "outbound.transport: Input should be 'maildir' or 'smtp'",
+        ),
+        ("[smtp\n", {}, "mailticket.toml: "),
+    ],
+)
+def test_errors_are_one_line_naming_the_key(
+    tmp_path: Path, toml: str, env: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "mailticket.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ=env)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "delta"),
+    [
+        ("45s", timedelta(seconds=45)),
+        ("30m", timedelta(minutes=30)),
+        ("8h", timedelta(hours=8)),
+        ("3d", timedelta(days=3)),
+        (90, timedelta(seconds=90)),
+    ],
+)
+def test_durations(text: object, delta: timedelta) -> None:
+    assert parse_duration(text) == delta
+
+
+def test_duration_round_trip_and_errors() -> None:
+    assert format_duration(timedelta(hours=2)) == "2h"
+    assert format_duration(timedelta(seconds=61)) == "61s"
+    with pytest.raises(ValueError):
+        parse_duration("3 days")
+    assert parse_size("25MiB") == 25 * 1024 * 1024
+    assert parse_size(1000) == 1000
+    with pytest.raises(ValueError):
+        parse_size("big")

@@ -25,7 +25,7 @@ from mailticket.settings import OutboundSettings
 from mailticket.transport import Delivery, Outcome, Transport
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(minutes=5)
+BATCH = 10
 MAX_BACKOFF = timedelta(hours=6)
 
 
@@ -121,9 +121,9 @@ class OutboxWorker:
             for task in pending | waiters:
                 task.cancel()
 
-    async def deliver_due(self, limit: int = 50) -> int:
+    async def deliver_due(self, limit: int = BATCH) -> int:
         """Claim due rows, hand each to the transport, record each outcome. Returns the count."""
-        claimed = await asyncio.to_thread(self._claim, limit)
+        claimed = await asyncio.to_thread(self.claim, limit)
         for row in claimed:
             delivery = await self._transport.deliver(
                 key=str(row.id), sender=row.sender, recipients=row.recipients, message=row.raw
@@ -131,12 +131,16 @@ class OutboxWorker:
             await asyncio.to_thread(self._record, row, delivery)
         return len(claimed)
 
-    def _claim(self, limit: int) -> list[Claimed]:
+    def claim(self, limit: int) -> list[Claimed]:
+        """Lease up to ``limit`` due rows to this worker (SKIP LOCKED on PostgreSQL)."""
         now = self._clock()
         with store.transaction(self._engine) as session:
             rows = store.due_outbox(session, now, limit)
+            # long enough for every row of the batch to time out in turn; a crashed
+            # daemon's rows come back to the others after it
+            lease = self._settings.timeout * (len(rows) + 1)
             for row in rows:
-                row.lease_until = now + LEASE
+                row.lease_until = now + lease
                 row.attempts += 1
                 session.add(row)
             return [_claimed(row) for row in rows]

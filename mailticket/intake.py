@@ -89,22 +89,37 @@ class Intake:
         return self._submit_parsed(mail, source, now, notify=notify)
 
     def replay(self, inbound_id: int) -> Result:
-        """Run a quarantined mail through intake again (after a fix)."""
+        """Run a quarantined mail through intake again (after a fix).
+
+        The quarantined row is replaced in the same transaction that stores the mail, so
+        a failure at any point leaves it quarantined, never lost.
+        """
         with store.transaction(self._engine) as session:
             row = session.get(Inbound, inbound_id)
             if row is None or row.state != "quarantined":
                 raise LookupError(f"no quarantined mail with id {inbound_id}")
             raw, source = row.raw, row.source
-            session.delete(row)
-        result = self.submit(raw, source, notify=True)
-        return result
+        now = self._clock()
+        try:
+            mail = parse(raw, max_attachment_size=self._settings.tickets.max_attachment_size)
+        except Exception as exc:
+            return self._requarantine(inbound_id, "", f"unparseable: {exc}")
+        return self._submit_parsed(mail, source, now, notify=True, replacing=inbound_id)
 
     def _submit_parsed(
-        self, mail: InboundMail, source: str, now: datetime, *, notify: bool
+        self,
+        mail: InboundMail,
+        source: str,
+        now: datetime,
+        *,
+        notify: bool,
+        replacing: int | None = None,
     ) -> Result:
         ctx = Context(self._settings.tickets, self._rules(), self._signer, now, notify=notify)
         try:
             with store.transaction(self._engine) as session:
+                if replacing is not None:
+                    store.delete_inbound(session, replacing)
                 if store.inbound_exists(session, mail.dedupe_key):
                     return Result("duplicate", mail.message_id, detail="seen before")
                 decision = decide(mail, tickets.SessionView(session), ctx)
@@ -115,10 +130,16 @@ class Intake:
             if self._already_stored(mail):
                 return Result("duplicate", mail.message_id, detail="stored concurrently")
             log.exception("%s: integrity error", mail.message_id)
-            return self._quarantine(mail, source, now, "integrity error while storing")
+            error = "integrity error while storing"
+            if replacing is not None:
+                return self._requarantine(replacing, mail.message_id, error)
+            return self._quarantine(mail, source, now, error)
         except Exception as exc:
             log.exception("%s: intake failed; quarantining", mail.message_id)
-            return self._quarantine(mail, source, now, f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            if replacing is not None:
+                return self._requarantine(replacing, mail.message_id, error)
+            return self._quarantine(mail, source, now, error)
         self._on_commit()
         log.info(
             "%s [%s-%s] %s via %s: %s",
@@ -285,6 +306,16 @@ class Intake:
             return Result("duplicate", mail.message_id, detail="seen before")
         log.warning("%s quarantined: %s", mail.message_id, error)
         return Result("quarantined", mail.message_id, detail=error)
+
+    def _requarantine(self, inbound_id: int, message_id: str, error: str) -> Result:
+        """A replay failed again: the row stays quarantined with the new reason."""
+        with store.transaction(self._engine) as session:
+            row = session.get(Inbound, inbound_id)
+            if row is not None:
+                row.error = error
+                session.add(row)
+        log.warning("%s still quarantined: %s", message_id or f"inbound {inbound_id}", error)
+        return Result("quarantined", message_id, detail=error)
 
     def _quarantine_unparsed(self, raw: bytes, source: str, now: datetime, error: str) -> Result:
         digest = hashlib.sha256(raw).hexdigest()

@@ -106,6 +106,13 @@ def inbound_exists(session: Session, dedupe_key: str) -> bool:
     )
 
 
+def delete_inbound(session: Session, inbound_id: int) -> None:
+    row = session.get(Inbound, inbound_id)
+    if row is not None:
+        session.delete(row)
+        session.flush()
+
+
 def ticket_for_message_ids(session: Session, message_ids: Sequence[str]) -> int | None:
     """The ticket of the newest stored message among ``message_ids`` (ours or theirs)."""
     if not message_ids:

@@ -124,3 +124,47 @@ def test_many_connections_each_mail_exactly_once(tmp_path: Path, db_url: str, cl
     with Session(core.engine) as session:
         assert len(session.exec(select(Inbound)).all()) == sent == 80
     core.engine.dispose()
+
+
+def test_starttls_when_a_certificate_is_configured(tmp_path: Path, clock: Clock) -> None:
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        smtp={"tls_cert": str(cert), "tls_key": str(key)},
+    )
+    core = build_core(settings, clock=clock)
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    with DaemonThread(core) as daemon, _client(daemon.ports["smtp"]) as client:
+        client.ehlo()
+        assert client.has_extn("starttls")
+        client.starttls(context=context)
+        client.ehlo()
+        client.sendmail("alice@customer.example", ["support@example.org"], build_mail())
+    with Session(core.engine) as session:
+        assert len(session.exec(select(Ticket)).all()) == 1
+    core.engine.dispose()

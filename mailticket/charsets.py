@@ -53,7 +53,8 @@ UNRELIABLE: Final = frozenset({"", "x-unknown", "unknown", "unknown-8bit", "us-a
 
 _DETECT_PREFIX: Final = 64 * 1024  # detection looks at a prefix; the decode covers everything
 _EW: Final = re.compile(rb"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?]*)\?=")
-_EW_TEXT: Final = re.compile(r"=\?[^?\s*]+(?:\*[^?\s]*)?\?[bBqQ]\?[^?]*\?=")
+_EW_TEXT: Final = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?[bBqQ]\?[^?]*\?=")
+_META_CHARSET: Final = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 _PLACEHOLDER: Final = re.compile("\ue000(\\d+)\ue001")
 _SECTION: Final = re.compile(r"^(?P<name>[^*]+)(?:\*(?P<num>\d{1,4}))?(?P<ext>\*)?$")
 _FOLD: Final = re.compile(r"\r?\n\t|[\r\n]")
@@ -101,33 +102,34 @@ def _strict(data: bytes, names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _first_fit(data: bytes, names: tuple[str, ...]) -> Decoded:
+    """The first strict decode that succeeds, else the first codec with replacement."""
+    text = _strict(data, names)
+    return Decoded(text) if text is not None else Decoded(data.decode(names[0], "replace"), True)
+
+
 def _detect(data: bytes) -> str | None:
-    """Guess the charset of an unlabelled text with charset-normalizer (never raises)."""
+    """The codec charset-normalizer guesses for an unlabelled text (never raises)."""
     try:
         best = charset_normalizer.from_bytes(data[:_DETECT_PREFIX]).best()
     except Exception:  # a detector bug must not cost us the mail; we fall back to replacement
         return None
-    if best is None:
-        return None
-    return _strict(data, (best.encoding,))
+    return None if best is None else best.encoding
 
 
 def decode_body(data: bytes, charset: str | None) -> Decoded:
-    """Decode a text part: its (aliased) charset, else UTF-8, else detection, else replacement.
+    """Decode a text part: its (aliased) charset, else UTF-8, else replacement (lossy).
 
-    Detection only runs when the label says nothing (missing, unknown, us-ascii) and the
-    bytes are not UTF-8, so well-labelled mail never pays for it.
+    When the label says nothing (missing, unknown, us-ascii) and the bytes are not UTF-8,
+    charset-normalizer guesses; well-labelled mail never pays for detection.
     """
     names = codecs_for(charset)
     if names and label(charset) not in UNRELIABLE:
-        text = _strict(data, (*names, "utf-8"))
-        return (
-            Decoded(text) if text is not None else Decoded(data.decode(names[0], "replace"), True)
-        )
+        return _first_fit(data, (*names, "utf-8"))
     text = _strict(data, _UTF8)
-    if text is None:
-        text = _detect(data)
-    return Decoded(text) if text is not None else Decoded(data.decode("utf-8", "replace"), True)
+    if text is not None:
+        return Decoded(text)
+    return _first_fit(data, (_detect(data) or "utf-8",))
 
 
 def decode_8bit(data: bytes, charset: str | None = None, hint: str | None = None) -> Decoded:
@@ -138,13 +140,8 @@ def decode_8bit(data: bytes, charset: str | None = None, hint: str | None = None
     """
     names = codecs_for(charset)
     if names and label(charset) not in UNRELIABLE:
-        candidates = (*names, "utf-8")
-    else:
-        candidates = ("utf-8", *codecs_for(hint), "gb18030")
-    text = _strict(data, candidates)
-    return (
-        Decoded(text) if text is not None else Decoded(data.decode(candidates[0], "replace"), True)
-    )
+        return _first_fit(data, (*names, "utf-8"))
+    return _first_fit(data, ("utf-8", *codecs_for(hint), "gb18030"))
 
 
 def unfold(raw: str) -> str:
@@ -213,6 +210,17 @@ def _word_bytes(encoding: bytes, text: bytes) -> bytes | None:
         return binascii.a2b_base64(text + b"=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         return None
+
+
+def word_charsets(raw: str) -> list[str]:
+    """The charsets the encoded words of a raw header value declare."""
+    return [match[1] for match in _EW_TEXT.finditer(raw)]
+
+
+def html_charset(data: bytes) -> str | None:
+    """The charset an HTML document names in a <meta> tag (for a part whose header does not)."""
+    match = _META_CHARSET.search(data[:4096])
+    return match[1].decode("ascii", "replace") if match else None
 
 
 def hide_words(text: str) -> tuple[str, list[str]]:

@@ -21,7 +21,6 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from functools import cache
 from io import BytesIO
 from itertools import chain
 from typing import Final
@@ -97,10 +96,8 @@ _HAN: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U
 _KANA: Final = re.compile(r"[\u3040-\u30ff]+")
 _NOT_LETTER: Final = re.compile(r"[\W\d_]+")
 _UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_META_CHARSET: Final = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 _MESSAGE_ID_LINE: Final = re.compile(rb"(?im)^[ \t]*message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)")
 _ADDR_SPEC: Final = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w.-]+")
-_WORD_CHARSET: Final = re.compile(r"=\?([^?\s*]+)[^?\s]*\?[bBqQ]\?")
 _FIELD: Final = re.compile(rb"^([A-Za-z][\w-]*)[ \t]*:[ \t]*(.*(?:\r?\n[ \t]+.*)*)", re.M)
 _DSN: Final = "message/delivery-status"
 _BLANK_LINE: Final = re.compile(rb"(?:\r?\n){2,}")
@@ -114,6 +111,9 @@ _DEFAULT_NAMES: Final = {
 _LOSSY_HEADERS: Final = frozenset({"subject", "from", "to", "cc", "reply-to"})
 _LANGUAGE_SAMPLE: Final = 100_000  # characters; the start of a mail tells its language
 _FLATTEN: Final = policy.default.clone(refold_source="none")  # keep headers as received
+# Python's built-in type table only, so that names do not depend on the host's mime.types;
+# built here, because creating it reads those files once (parse itself does no I/O).
+_MIME_TYPES: Final = mimetypes.MimeTypes()
 
 
 def parse(raw: bytes, *, max_attachment_size: int = DEFAULT_MAX_ATTACHMENT_SIZE) -> InboundMail:
@@ -213,7 +213,9 @@ def _charset_hint(tree: list[Message]) -> str | None:
     its raw 8-bit headers are most likely in the same one."""
     declared = (_content_type(part, None)[1].get("charset") for part in tree)
     labels = (found.text for found in declared if found)
-    words = (m[1] for _, value in tree[0].raw_items() for m in _WORD_CHARSET.finditer(str(value)))
+    words = (
+        name for _, value in tree[0].raw_items() for name in charsets.word_charsets(str(value))
+    )
     return next((name for name in chain(labels, words) if charsets.is_legacy(name)), None)
 
 
@@ -357,19 +359,24 @@ def _walk_alternative(children: list[Message], parts: _Parts, depth: int) -> Non
 
 
 def _leaf(part: Message, content_type: str, parts: _Parts, root: bool) -> None:
-    """A part without children: body text (plain or HTML) or an attachment."""
+    """A part without children: body text (plain or HTML) or an attachment.
+
+    A text part that carries a file name is a file the sender attached, even when marked
+    inline (Apple Mail), unless it is the whole mail; its text stays in the attachment.
+    """
     disposition = _disposition(part, parts.hint)[0]
     filename = _filename(part, parts.hint)
     body_type = content_type in _BODY_TYPES or content_type.startswith("multipart/")
-    inline = disposition != "attachment" and (not filename or disposition == "inline" or root)
+    inline = disposition != "attachment" and (not filename or root)
     data = _payload_bytes(part)
     if not (body_type and inline):
         parts.attachments.append(_attachment(part, content_type, data, parts))
         return
     charset = _content_type(part, parts.hint)[1].get("charset")
-    declared = charset.text if charset else _html_charset(data, content_type)
+    html = content_type == "text/html"
+    declared = charset.text if charset else charsets.html_charset(data) if html else None
     decoded = charsets.decode_body(data, declared)
-    (parts.html if content_type == "text/html" else parts.plain).append(decoded.text)
+    (parts.html if html else parts.plain).append(decoded.text)
     parts.lossy = parts.lossy or decoded.lossy
 
 
@@ -377,12 +384,6 @@ def _payload_bytes(part: Message) -> bytes:
     """The decoded payload (base64, quoted-printable, uuencode undone) of a leaf part."""
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
-
-
-def _html_charset(data: bytes, content_type: str) -> str | None:
-    """The charset an HTML part names in a <meta> tag, when its header names none."""
-    match = _META_CHARSET.search(data[:4096]) if content_type == "text/html" else None
-    return match[1].decode("ascii", "replace") if match else None
 
 
 def _disposition(part: Message, hint: str | None) -> tuple[str, dict[str, Decoded]]:
@@ -458,17 +459,11 @@ def safe_filename(name: str) -> str:
     return base
 
 
-@cache
-def _mime_types() -> mimetypes.MimeTypes:
-    """Python's built-in type table only, so that names do not depend on the host."""
-    return mimetypes.MimeTypes()
-
-
 def _default_name(content_type: str, index: int) -> str:
     """``attachment-N`` with an extension guessed from the content type."""
     if content_type in _DEFAULT_NAMES:
         return _DEFAULT_NAMES[content_type]
-    return f"attachment-{index}{_mime_types().guess_extension(content_type) or ''}"
+    return f"attachment-{index}{_MIME_TYPES.guess_extension(content_type) or ''}"
 
 
 def _newlines(text: str) -> str:
@@ -491,11 +486,11 @@ def _bounce(msg: Message, content_type: str, report_type: str) -> Bounce | None:
 
     Every status part counts (some MTAs send a broken one first).
     """
+    if content_type != "multipart/report":
+        return None
     children = _children(msg) or []
     types = [_content_type(child, None)[0] for child in children]
-    if content_type != "multipart/report" or not (
-        _DSN in types or report_type == "delivery-status"
-    ):
+    if _DSN not in types and report_type != "delivery-status":
         return None
     if children:
         parts = [child for child, kind in zip(children, types, strict=True) if kind == _DSN]

@@ -1,0 +1,530 @@
+"""parse(): raw bytes -> InboundMail, on hand-written mails (tests/mails, make_mails.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta, timezone
+from operator import attrgetter
+from pathlib import Path
+
+import pytest
+
+from mailticket.errors import ParseError
+from mailticket.mail import Attachment, Bounce, InboundMail, language, parse, safe_filename
+
+MAILS = Path(__file__).resolve().parent / "mails"
+CST = timezone(timedelta(hours=8))
+
+
+def fixture(name: str) -> InboundMail:
+    return parse((MAILS / name).read_bytes())
+
+
+def mail(*headers: bytes, body: bytes = b"body\r\n") -> bytes:
+    """A small raw mail from literal header lines."""
+    return b"\r\n".join(headers) + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "expected"),
+    [
+        ("outlook_gb2312.eml", "subject", "关于朱镕基的问题"),
+        ("outlook_gb2312.eml", "text", "您好，\n朱镕基和王堃的账户无法登录。\n谢谢\n"),
+        ("outlook_gb2312.eml", "from_addr", "wangkun@example.com"),
+        ("outlook_gb2312.eml", "from_name", "王堃"),
+        ("outlook_gb2312.eml", "to", ("support@example.com", "li.lei@example.com")),
+        ("outlook_gb2312.eml", "cc", ("cc@example.com",)),
+        ("outlook_gb2312.eml", "language", "zh"),
+        ("outlook_gb2312.eml", "lossy", False),
+        ("outlook_gb2312.eml", "content_type", "multipart/alternative"),
+        ("outlook_gb2312.eml", "date", datetime(2026, 3, 3, 10, 15, tzinfo=CST)),
+        ("outlook_gb2312.eml", "message_id", "<outlook-1@example.com>"),
+        ("big5_microsoft.eml", "subject", "碁恒"),
+        ("big5_microsoft.eml", "text", "圍棋的碁，恒久的恒\n\n"),
+        ("big5_hkscs.eml", "text", "係咪㗎？\n\n"),
+        ("ks_c_5601.eml", "subject", "똠방각하"),
+        ("ks_c_5601.eml", "text", "똠방각하\n\n"),
+        ("ks_c_5601.eml", "language", "en"),
+        ("utf7.eml", "text", "Hello 世界\n\n"),
+        ("unknown_charset.eml", "lossy", False),
+        ("unknown_charset.eml", "language", "zh"),
+        (
+            "html_only.eml",
+            "text",
+            "Hello team,\n\nThe invoice is wrong.\nPlease fix it.\n\n  * one\n  * two",
+        ),
+        ("html_only.eml", "content_type", "text/html"),
+        ("html_only.eml", "from_name", "Phone User"),
+        ("forwarded.eml", "text", "See below."),
+        ("rfc2231.eml", "text", "See the files."),
+        ("dsn.eml", "content_type", "multipart/report"),
+        ("dsn.eml", "report_type", "delivery-status"),
+        ("dsn.eml", "from_addr", "mailer-daemon@mx.example.net"),
+    ],
+)
+def test_fixture_field(name: str, field: str, expected: object) -> None:
+    assert attrgetter(field)(fixture(name)) == expected
+
+
+def test_outlook_html_alternative_is_kept_beside_the_text() -> None:
+    parsed = fixture("outlook_gb2312.eml")
+    assert "<p>朱镕基和王堃的账户无法登录。</p>" in parsed.html
+    assert parsed.attachments == ()
+
+
+def test_unknown_charset_is_detected_exactly() -> None:
+    assert fixture("unknown_charset.eml").text.startswith("您好，我们公司上个月购买的服务器")
+
+
+def test_html_only_mail_keeps_the_html() -> None:
+    parsed = fixture("html_only.eml")
+    assert parsed.html.startswith("<html><head><style>")
+    assert "color: red" not in parsed.text
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"Subject: =?gb2312?B?udjT2tbs6Ua7+bXEzsrM4g==?=", "关于朱镕基的问题"),  # GBK in gb2312
+        (b"Subject: =?x-gbk?B?zfWI0g==?=", "王堃"),
+        (b"Subject: =?big5?B?+db52g==?=", "碁恒"),
+        (b"Subject: =?ks_c_5601-1987?B?jGO55g==?=", "똠방"),
+        (b"Subject: =?unicode-1-1-utf-7?Q?+ThZ1TA-?=", "世界"),
+        (b"Subject: =?x-unknown?B?5Lit5paH?=", "中文"),
+        (b"Subject: \xe6\x8a\xa5\xe4\xbb\xb7\xe5\x8d\x95", "报价单"),  # raw UTF-8
+        (b"Subject: \xcd\xf5\x88\xd2", "王堃"),  # raw GBK
+        (b"Subject: Re: =?utf-8?Q?caf=C3=A9?=\r\n =?utf-8?Q?_au_lait?=", "Re: café au lait"),
+        (b"Subject: a very long\r\n\tsubject", "a very long subject"),
+        (b"X-Other: 1", ""),
+    ],
+)
+def test_subject(header: bytes, expected: str) -> None:
+    assert parse(mail(b"From: a@example.com", header)).subject == expected
+
+
+def test_8bit_header_uses_the_charset_the_mail_declares() -> None:
+    raw = mail(
+        b"From: a@example.com",
+        b"Subject: Forma\xe7\xe3o de Ver\xe3o",  # windows-1252; GB18030 would read Chinese
+        b"Content-Type: text/plain; charset=windows-1252",
+    )
+    assert parse(raw).subject == "Formação de Verão"
+
+
+@pytest.mark.parametrize(
+    ("header", "address", "name"),
+    [
+        (b"From: Someone <Some.One@Example.COM>", "some.one@example.com", "Someone"),
+        (b"From: plain@example.com", "plain@example.com", ""),
+        (b"From: plain@example.com (Comment Name)", "plain@example.com", "Comment Name"),
+        (b"From: =?gb2312?B?zfWI0g==?= <wk@example.cn>", "wk@example.cn", "王堃"),
+        (b'From: "=?utf-8?B?546L5aCD?=" <wk@example.cn>', "wk@example.cn", "王堃"),
+        (b"From: \xcd\xf5\x88\xd2 <wk@example.cn>", "wk@example.cn", "王堃"),
+        (b"From: =?utf-8?Q?Doe=2C_John?= <j@example.com>", "j@example.com", "Doe, John"),
+        (  # a display name that decodes to an address must not become the sender
+            b"From: =?utf-8?Q?agent=40example.com_<agent@example.com>?= <attacker@evil.example>",
+            "attacker@evil.example",
+            "agent@example.com <agent@example.com>",
+        ),
+        (b"From: MAILER-DAEMON (Mail Delivery System)", "", ""),
+        (b"From: ", "", ""),
+        (b"From: <<<>>>", "", ""),
+        (b"Sender: nobody@example.com", "", ""),  # no From at all
+    ],
+)
+def test_from(header: bytes, address: str, name: str) -> None:
+    parsed = parse(mail(header, b"Subject: s"))
+    assert (parsed.from_addr, parsed.from_name) == (address, name)
+
+
+@pytest.mark.parametrize(
+    ("headers", "field", "expected"),
+    [
+        ((b"To: A <A@x.org>, b@y.org, undisclosed-recipients:;",), "to", ("a@x.org", "b@y.org")),
+        ((b"To: a@x.org", b"To: c@x.org, A@X.org"), "to", ("a@x.org", "c@x.org")),
+        ((b"Cc: =?utf-8?Q?a,b?= <x@y.z>, c@d.e",), "cc", ("x@y.z", "c@d.e")),
+        ((b"Reply-To: Team <team@example.com>",), "reply_to", ("team@example.com",)),
+        ((b"To: no-at-sign",), "to", ()),
+        ((b"To: first@example.com, " + b"=?utf-8?Q?x:1?= " * 3000,), "to", ("first@example.com",)),
+    ],
+)
+def test_address_lists(headers: tuple[bytes, ...], field: str, expected: tuple[str, ...]) -> None:
+    assert attrgetter(field)(parse(mail(b"From: a@example.com", *headers))) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"Message-ID: <abc@example.com>", "<abc@example.com>"),
+        (b"Message-Id:  < abc@example.com >", "<abc@example.com>"),
+        (b"Message-ID:\r\n <abc@example.com>", "<abc@example.com>"),
+        (b"Message-ID: abc@example.com", "<abc@example.com>"),
+        (b"Message-ID: <abc@example.com> (comment)", "<abc@example.com>"),
+    ],
+)
+def test_message_id(header: bytes, expected: str) -> None:
+    parsed = parse(mail(b"From: a@example.com", header))
+    assert (parsed.message_id, parsed.has_message_id, parsed.dedupe_key) == (
+        expected,
+        True,
+        expected,
+    )
+
+
+@pytest.mark.parametrize("header", [b"X-No-Id: 1", b"Message-ID:", b"Message-ID: <>"])
+def test_missing_message_id_gets_a_synthetic_one(header: bytes) -> None:
+    raw = mail(b"From: a@example.com", header)
+    digest = hashlib.sha256(raw).hexdigest()
+    parsed = parse(raw)
+    assert parsed.has_message_id is False
+    assert parsed.message_id == f"<sha256-{digest}@mailticket.invalid>"
+    assert parsed.dedupe_key == f"sha256:{digest}"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"Date: Tue, 3 Mar 2026 10:15:00 +0800", datetime(2026, 3, 3, 10, 15, tzinfo=CST)),
+        (b"Date: Tue, 3 Mar 2026 02:15:00 GMT", datetime(2026, 3, 3, 2, 15, tzinfo=UTC)),
+        (b"Date: Tue, 3 Mar 2026 02:15:00 -0000", datetime(2026, 3, 3, 2, 15, tzinfo=UTC)),
+        (b"Date: 3 Mar 2026 02:15:00", datetime(2026, 3, 3, 2, 15, tzinfo=UTC)),  # naive: UTC
+        (b"Date: yesterday, around noon", None),
+        (b"Date: Tue, 3 Mar 2026 02:15:00 +9999", None),
+        (b"Date: ", None),
+        (b"X-No-Date: 1", None),
+    ],
+)
+def test_date(header: bytes, expected: datetime | None) -> None:
+    parsed = parse(mail(b"From: a@example.com", header))
+    assert parsed.date == expected
+    assert parsed.date is None or parsed.date.tzinfo is not None
+
+
+def test_threading_ids_in_order_without_repeats() -> None:
+    parsed = parse(
+        mail(
+            b"From: a@example.com",
+            b"In-Reply-To: <MT-7.sig@support.example.com> (our mail)",
+            b"References: <root@x.org>\r\n <MT-7.sig@support.example.com>  <root@x.org>",
+            b"References: not-an-id <late@x.org>",
+        )
+    )
+    assert parsed.in_reply_to == ("<MT-7.sig@support.example.com>",)
+    assert parsed.references == ("<root@x.org>", "<MT-7.sig@support.example.com>", "<late@x.org>")
+
+
+def test_headers_are_decoded_lower_case_and_in_order() -> None:
+    raw = mail(
+        b"From: a@example.com",
+        b"X-Tag: one",
+        b"Subject: =?utf-8?B?5Lit5paH?=",
+        b"X-TAG: two",
+    )
+    parsed = parse(raw)
+    assert parsed.headers == (
+        ("from", "a@example.com"),
+        ("x-tag", "one"),
+        ("subject", "中文"),
+        ("x-tag", "two"),
+    )
+    assert parsed.header("X-Tag") == ("one", "two")
+    assert (parsed.raw, parsed.sha256) == (raw, hashlib.sha256(raw).hexdigest())
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "text", "lossy"),
+    [
+        (b"line one\r\nline two\rthree\n", (), "line one\nline two\nthree\n", False),
+        (b"caf\xc3\xa9", (b"Content-Type: text/plain; charset=utf-8",), "café", False),
+        (b"caf\xe9", (b"Content-Type: text/plain; charset=utf-8",), "caf\ufffd", True),
+        (b"Y2Fmw6k=", (b"Content-Transfer-Encoding: base64",), "café", False),  # no charset
+        (b"caf=C3=A9", (b"Content-Transfer-Encoding: quoted-printable",), "café", False),
+        (b"", (), "", False),
+    ],
+)
+def test_single_part_text(body: bytes, headers: tuple[bytes, ...], text: str, lossy: bool) -> None:
+    parsed = parse(mail(b"From: a@example.com", *headers, body=body))
+    assert (parsed.text, parsed.lossy) == (text, lossy)
+
+
+MULTIPART = (b"From: a@example.com", b'Content-Type: multipart/mixed; boundary="b"')
+
+
+@pytest.mark.parametrize(
+    ("body", "text", "html", "names"),
+    [
+        (  # alternative: the plain part is the text, the HTML part the html
+            b'--b\r\nContent-Type: multipart/alternative; boundary="a"\r\n\r\n'
+            b"--a\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+            b"--a\r\nContent-Type: text/html\r\n\r\n<p>rich</p>\r\n--a--\r\n--b--\r\n",
+            "plain",
+            "<p>rich</p>",
+            [],
+        ),
+        (  # two inline text parts are joined; a text attachment is not text
+            b"--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+            b"--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt"
+            b"\r\n\r\nfile\r\n"
+            b"--b\r\nContent-Type: text/plain\r\nContent-Disposition: inline\r\n\r\nsecond\r\n"
+            b"--b--\r\n",
+            "first\nsecond",
+            "",
+            ["a.txt"],
+        ),
+        (  # alternative of plain and related(html, image): image is an attachment
+            b'--b\r\nContent-Type: multipart/alternative; boundary="a"\r\n\r\n'
+            b"--a\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+            b'--a\r\nContent-Type: multipart/related; boundary="r"\r\n\r\n'
+            b"--r\r\nContent-Type: text/html\r\n\r\n<img src=cid:x>\r\n"
+            b"--r\r\nContent-Type: image/gif\r\nContent-ID: <x>\r\n\r\nGIF89a\r\n--r--\r\n"
+            b"--a--\r\n--b--\r\n",
+            "plain",
+            "<img src=cid:x>",
+            ["attachment-1.gif"],
+        ),
+        (  # a calendar invitation and a nameless PDF get names
+            b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+            b"--b\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR\r\n"
+            b"--b\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n--b--\r\n",
+            "hi",
+            "",
+            ["invite.ics", "attachment-2.pdf"],
+        ),
+        (  # a text part with a file name is an attached file, even inline (Apple Mail)
+            b"--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+            b"--b\r\nContent-Type: text/plain; name=log.txt\r\nContent-Disposition: inline"
+            b"\r\n\r\nlog line\r\n--b--\r\n",
+            "body",
+            "",
+            ["log.txt"],
+        ),
+        (  # an HTML part without a charset parameter names it in <meta>
+            b"--b\r\nContent-Type: text/html\r\n\r\n"
+            b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=gb2312">'
+            b"</head><body>\xcd\xf5\x88\xd2</body></html>\r\n--b--\r\n",
+            "王堃",
+            '<html><head><meta http-equiv="Content-Type" content="text/html; charset=gb2312">'
+            "</head><body>王堃</body></html>",
+            [],
+        ),
+        (  # a missing closing boundary still gives the text
+            b"--b\r\nContent-Type: text/plain\r\n\r\nunterminated\r\n",
+            "unterminated",
+            "",
+            [],
+        ),
+    ],
+)
+def test_multipart_body(body: bytes, text: str, html: str, names: list[str]) -> None:
+    parsed = parse(mail(*MULTIPART, body=body))
+    assert (parsed.text, parsed.html) == (text, html)
+    assert [attachment.filename for attachment in parsed.attachments] == names
+
+
+def test_attachment_file_names() -> None:
+    parsed = fixture("rfc2231.eml")
+    assert [(a.filename, a.content_type, a.size) for a in parsed.attachments] == [
+        ("报价单.pdf", "application/pdf", 12),  # RFC 2231 continuations
+        ("发票.xlsx", "application/vnd.ms-excel", 5),  # encoded word in quotes
+        ("镕.txt", "text/plain", 2),  # RFC 2231 with GBK under gb2312
+        ("attachment-4.pdf", "application/pdf", 17),  # nameless
+        ("eviltxt.exe", "application/octet-stream", 2),  # path and bidi override removed
+    ]
+    assert parsed.attachments[0].content == b"%PDF-1.4 one"
+
+
+TNEF = b"\x78\x9f\x3e\x22" + bytes(range(256))
+
+
+@pytest.mark.parametrize(
+    ("cap", "content"),
+    [(len(TNEF), TNEF), (len(TNEF) - 1, None), (0, None)],
+)
+def test_attachment_over_the_cap_is_recorded_without_content(
+    cap: int, content: bytes | None
+) -> None:
+    raw = mail(
+        *MULTIPART,
+        body=b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        b"--b\r\nContent-Type: application/ms-tnef\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(TNEF)
+        + b"--b--\r\n",
+    )
+    parsed = parse(raw, max_attachment_size=cap)
+    assert parsed.attachments == (
+        Attachment("winmail.dat", "application/ms-tnef", len(TNEF), content),
+    )
+
+
+def test_forwarded_message_is_an_attachment_with_its_bytes() -> None:
+    parsed = fixture("forwarded.eml")
+    inner = (
+        b"From: Original Sender <orig@example.org>\r\nTo: someone@example.com\r\n"
+        b"Subject: the original\r\nMessage-ID: <inner@example.org>\r\n\r\nOriginal body."
+    )
+    assert parsed.attachments[0].filename == "logo.png"
+    assert parsed.attachments[0].content is not None
+    assert parsed.attachments[0].content.startswith(b"\x89PNG")
+    assert parsed.attachments[1] == Attachment("message.eml", "message/rfc822", len(inner), inner)
+
+
+def test_base64_message_rfc822_is_decoded() -> None:
+    raw = mail(
+        b"From: a@example.com",
+        b"Content-Type: message/rfc822",
+        b"Content-Transfer-Encoding: base64",
+        body=b"U3ViamVjdDogaW5uZXINCg0KYm9keQ==\r\n",
+    )
+    assert parse(raw).attachments[0].content == b"Subject: inner\r\n\r\nbody"
+
+
+@pytest.mark.parametrize(
+    ("name", "bounce"),
+    [
+        (
+            "dsn.eml",
+            Bounce(
+                "<MT-42.abcdef@support.example.com>",
+                ("slow@example.org", "gone@example.org"),
+                "failed",
+                "5.1.1",
+            ),
+        ),
+        (
+            "dsn_headers_only.eml",
+            Bounce(
+                "<MT-43.fedcba@support.example.com>",
+                ("slow@example.org", "gone@example.org"),
+                "failed",
+                "5.1.1",
+            ),
+        ),
+        ("outlook_gb2312.eml", None),
+    ],
+)
+def test_bounce(name: str, bounce: Bounce | None) -> None:
+    assert fixture(name).bounce == bounce
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status", "expected"),
+    [
+        (  # only a delayed recipient: its block is reported
+            b"multipart/report; report-type=delivery-status",
+            b"Final-Recipient: rfc822; x@y.org\r\nAction: delayed\r\nStatus: 4.4.7",
+            Bounce(None, ("x@y.org",), "delayed", "4.4.7"),
+        ),
+        (  # no Final-Recipient: Original-Recipient
+            b"multipart/report; report-type=delivery-status",
+            b"Original-Recipient: rfc822;Orig@Y.org\r\nStatus:5.5.0",
+            Bounce(None, ("orig@y.org",), "", "5.5.0"),
+        ),
+        (  # another report type
+            b"multipart/report; report-type=feedback-report",
+            b"Feedback-Type: abuse",
+            None,
+        ),
+    ],
+)
+def test_bounce_fields(content_type: bytes, status: bytes, expected: Bounce | None) -> None:
+    kind = b"message/delivery-status" if expected else b"message/feedback-report"
+    raw = mail(
+        b"From: MAILER-DAEMON@example.org",
+        b"Content-Type: " + content_type + b'; boundary="r"',
+        body=b"--r\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--r\r\nContent-Type: "
+        + kind
+        + b"\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        + status
+        + b"\r\n--r--\r\n",
+    )
+    assert parse(raw).bounce == expected
+
+
+def test_bounce_with_a_broken_boundary_is_read_from_its_text() -> None:
+    raw = mail(
+        b"From: MAILER-DAEMON@example.org",
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="missing"',
+        body=b"Your mail failed.\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        b"Final-Recipient: rfc822; x@y.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        b"  Message-ID: <MT-9.sig@support.example.com>\r\n",
+    )
+    assert parse(raw).bounce == Bounce(
+        "<MT-9.sig@support.example.com>", ("x@y.org",), "failed", "5.1.1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello, my account is locked.", "en"),
+        ("账户被盗 please help", "zh"),
+        ("您好，我的账户无法登录", "zh"),
+        ("Re: [MT-12] 发票\n\nThanks, the invoice is fine now. Regards, John", "en"),
+        ("请看 the invoice", "zh"),  # under 5 Han characters, but over 10 % of the letters
+        ("发票有问题 " + "thanks " * 100, "zh"),  # 5 Han characters
+        ("A long English mail. " * 50 + "王", "en"),
+        ("日本語のメールです。よろしくお願いします。", "en"),  # Japanese is not Chinese
+        ("", "en"),
+    ],
+)
+def test_language(text: str, expected: str) -> None:
+    assert language(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\report.pdf", "report.pdf"),
+        ("evil\u202etxt.exe", "eviltxt.exe"),
+        ("tab\tand\x00nul.txt", "tabandnul.txt"),
+        ("..", ""),
+        (" .hidden ", "hidden"),
+        ("报价单.pdf", "报价单.pdf"),
+        ("a" * 300 + ".pdf", "a" * 251 + ".pdf"),
+    ],
+)
+def test_safe_filename(name: str, expected: str) -> None:
+    assert safe_filename(name) == expected
+
+
+def test_defects_are_reported_once_by_class_name() -> None:
+    raw = mail(
+        *MULTIPART,
+        body=b"no boundary line here\r\n",
+    )
+    parsed = parse(raw)
+    assert parsed.defects == ("StartBoundaryNotFoundDefect", "MultipartInvariantViolationDefect")
+    assert parsed.text == "no boundary line here\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b" \r\n\r\n\t",
+        b"\x00\x01\x02\xff\xfe binary garbage \x89PNG",
+        b"just a line of text\nand another one\n",
+        b": no field name\n\nbody",
+    ],
+)
+def test_not_a_mail_raises_parse_error(raw: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: only a header",
+        b"From: a@example.com\r\nContent-Type: multipart/mixed\r\n\r\nno boundary at all",
+        b'From: a@example.com\r\nContent-Type: text/plain; charset="\x00bad"\r\n\r\n\xff',
+        b"From: a@example.com\r\nContent-Type: text/plain; charset=base64\r\n\r\nabc",
+        b"From: a@example.com\r\nContent-Transfer-Encoding: x-unknown\r\n\r\nabc",
+        b'From: a@example.com\r\nContent-Type: ;;;\r\nContent-Disposition: ;="\r\n\r\nabc',
+    ],
+)
+def test_broken_mime_still_gives_a_mail(raw: bytes) -> None:
+    assert parse(raw).raw == raw

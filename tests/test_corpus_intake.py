@@ -1,0 +1,55 @@
+"""Every whole mail of the shared corpus through the real intake (SQLite).
+
+Nothing may raise or be lost; automatic mail (bounces, auto-replies, lists) never gets an
+acknowledgement; a bounce never opens a ticket. Skips when the corpus is not here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, func, select
+
+from mailticket.core import build_core
+from mailticket.guard import classify
+from mailticket.mail import parse
+from mailticket.models import Inbound, Outbox, Ticket
+from tests.conftest import Clock, make_settings
+from tests.test_corpus import CORPUS, ENTRIES
+
+
+def test_every_corpus_mail_goes_through_intake(tmp_path: Path, clock: Clock) -> None:
+    if not ENTRIES:
+        pytest.skip(
+            f"shared corpus not found at {CORPUS}: it ships only with the development workspace"
+        )
+    messages = [entry for entry in ENTRIES if entry.kind == "message"]
+    core = build_core(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"), clock=clock)
+    outcomes: Counter[str] = Counter()
+    automatic_ids: set[str] = set()
+    identities: set[str] = set()
+    for entry in messages:
+        raw = entry.read()
+        outcomes[core.intake.submit(raw, "import").outcome] += 1
+        mail = parse(raw)
+        identities.add(mail.dedupe_key)
+        if classify(mail, {"support@example.org"}).automatic:
+            automatic_ids.add(mail.message_id)
+    print(f"{len(messages)} corpus mails: {dict(outcomes)}")
+    with Session(core.engine) as session:
+        stored = session.exec(select(func.count()).select_from(Inbound)).one()
+        acks = session.exec(select(Outbox.raw).where(Outbox.template == "ack")).all()
+        answered = {message_from_bytes(raw, policy=policy.default)["In-Reply-To"] for raw in acks}
+        bounce_tickets = session.exec(
+            select(func.count()).select_from(Ticket).where(Ticket.requester.like("mailer-daemon@%"))  # type: ignore[attr-defined]
+        ).one()
+    assert outcomes["quarantined"] == 0
+    assert stored == len(messages) - outcomes["duplicate"]  # every mail kept, once
+    # sisimai's bsd/ and dos/ hold the same mails (LF vs CRLF): same Message-ID, stored once
+    assert outcomes["duplicate"] == len(messages) - len(identities)
+    assert automatic_ids and not (answered & automatic_ids)
+    assert bounce_tickets == 0
+    core.engine.dispose()

@@ -30,3 +30,5 @@ def configure(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for chatty in ("mail.log", "alembic"):  # aiosmtpd logs every SMTP command at INFO
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,215 @@
+"""Walk a mail's MIME tree into its body text, HTML and attachments (pure).
+
+Text is never dropped: undecodable bytes are replaced and the body is flagged ``lossy``.
+Of a ``multipart/alternative`` the first plain text and the last HTML are kept; every
+other part that is not body text becomes an :class:`Attachment` (forwarded mails too),
+named safely and capped in size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import quopri
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Final
+
+from inscriptis import get_text
+
+from mailticket import charsets, mime_tree
+from mailticket.charsets import Decoded
+
+MAX_DEPTH: Final = 40  # deeper MIME nesting is not walked; the raw mail keeps it anyway
+
+_UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_BODY_TYPES: Final = frozenset({"text/plain", "text/html"})
+_DEFAULT_NAMES: Final = {
+    "message/rfc822": "message.eml",
+    "message/global": "message.eml",
+    "application/ms-tnef": "winmail.dat",
+    "text/calendar": "invite.ics",  # not in Python's built-in table
+}
+# Python's built-in type table only, so that names do not depend on the host's mime.types;
+# built here, because creating it reads those files once (parse itself does no I/O).
+_MIME_TYPES: Final = mimetypes.MimeTypes()
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+    content: bytes | None  # None when over tickets.max_attachment_size (recorded, not kept)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """What a mail says: its text (rendered from the HTML when it has none) and files."""
+
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...]
+    lossy: bool
+
+
+def read_body(msg: Message, *, cap: int, hint: str | None, linesep: str) -> Body:
+    """The body of ``msg``; attachments over ``cap`` bytes are recorded without content.
+
+    ``hint`` is the charset for undeclared 8-bit parameters; ``linesep`` the line ending
+    attached messages are written back with (the one the raw mail uses).
+    """
+    parts = _Parts(cap, hint, linesep)
+    _walk(msg, parts, 0)
+    html = "\n".join(parts.html)
+    return Body(
+        text=_newlines("\n".join(parts.plain)) or _html_to_text(html),
+        html=_newlines(html),
+        attachments=tuple(parts.attachments),
+        lossy=parts.lossy,
+    )
+
+
+@dataclass(slots=True)
+class _Parts:
+    """What one walk over the MIME tree collects (mutable, private to one parse call)."""
+
+    cap: int
+    hint: str | None
+    linesep: str
+    plain: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    lossy: bool = False
+
+    def branch(self) -> _Parts:
+        """A collector for one alternative; attachments go to the shared list."""
+        return _Parts(self.cap, self.hint, self.linesep, attachments=self.attachments)
+
+
+def _walk(part: Message, parts: _Parts, depth: int) -> None:
+    """Sort one part into body text, HTML or attachments, recursing into multiparts."""
+    content_type = mime_tree.content_type(part, parts.hint)[0]
+    children = mime_tree.children(part)
+    if children is None:
+        _leaf(part, content_type, parts, depth == 0)
+    elif content_type == mime_tree.DELIVERY_STATUS:
+        return  # read by dsn.read_bounce
+    elif content_type.startswith("message/") or depth >= MAX_DEPTH:
+        data = _message_bytes(part, children, parts.linesep)
+        parts.attachments.append(_attachment(part, content_type, data, parts))
+    elif content_type == "multipart/alternative":
+        _walk_alternative(children, parts, depth)
+    else:
+        for child in children:
+            _walk(child, parts, depth + 1)
+
+
+def _walk_alternative(children: list[Message], parts: _Parts, depth: int) -> None:
+    """Take the plain text of the first alternative that has some and the HTML of the last."""
+    branches = [parts.branch() for _ in children]
+    for child, branch in zip(children, branches, strict=True):
+        _walk(child, branch, depth + 1)
+    plain = next((branch for branch in branches if branch.plain), None)
+    html = next((branch for branch in reversed(branches) if branch.html), None)
+    for chosen, target in ((plain, parts.plain), (html, parts.html)):
+        if chosen is not None:
+            target.extend(chosen.plain if target is parts.plain else chosen.html)
+            parts.lossy = parts.lossy or chosen.lossy
+
+
+def _leaf(part: Message, content_type: str, parts: _Parts, root: bool) -> None:
+    """A part without children: body text (plain or HTML) or an attachment.
+
+    A text part that carries a file name is a file the sender attached, even when marked
+    inline (Apple Mail), unless it is the whole mail; its text stays in the attachment.
+    """
+    disposition = _disposition(part, parts.hint)[0]
+    filename = _filename(part, parts.hint)
+    body_type = content_type in _BODY_TYPES or content_type.startswith("multipart/")
+    inline = disposition != "attachment" and (not filename or root)
+    data = mime_tree.payload_bytes(part)
+    if not (body_type and inline):
+        parts.attachments.append(_attachment(part, content_type, data, parts))
+        return
+    charset = mime_tree.content_type(part, parts.hint)[1].get("charset")
+    html = content_type == "text/html"
+    declared = charset.text if charset else charsets.html_charset(data) if html else None
+    decoded = charsets.decode_body(data, declared)
+    (parts.html if html else parts.plain).append(decoded.text)
+    parts.lossy = parts.lossy or decoded.lossy
+
+
+def _disposition(part: Message, hint: str | None) -> tuple[str, dict[str, Decoded]]:
+    """The lower-case Content-Disposition ("attachment", "inline", "") and its params."""
+    values = mime_tree.raw_values(part, "content-disposition")
+    return charsets.header_params(values[0] if values else "", hint)
+
+
+def _filename(part: Message, hint: str | None) -> str:
+    """The declared file name: Content-Disposition filename, else Content-Type name."""
+    for found in (
+        _disposition(part, hint)[1].get("filename"),
+        mime_tree.content_type(part, hint)[1].get("name"),
+    ):
+        if found and found.text.strip():
+            return found.text
+    return ""
+
+
+def _attachment(part: Message, content_type: str, data: bytes, parts: _Parts) -> Attachment:
+    """An attachment; its content is dropped (size kept) when it is over the cap."""
+    name = safe_filename(_filename(part, parts.hint))
+    name = name or _default_name(content_type, len(parts.attachments) + 1)
+    content = data if len(data) <= parts.cap else None
+    return Attachment(filename=name, content_type=content_type, size=len(data), content=content)
+
+
+def _message_bytes(part: Message, payload: list[Message], linesep: str) -> bytes:
+    """The bytes of an attached message; undo a transfer encoding the parser did not."""
+    data = b"".join(mime_tree.flatten(inner, linesep) for inner in payload)
+    encoding = "".join(mime_tree.raw_values(part, "content-transfer-encoding")[:1])
+    encoding = encoding.strip().lower()
+    try:
+        if encoding == "base64":
+            return base64.b64decode(data.strip())
+        if encoding == "quoted-printable":
+            return quopri.decodestring(data.strip())
+    except (binascii.Error, ValueError):
+        pass
+    return data
+
+
+def safe_filename(name: str) -> str:
+    """A file name safe to store and offer for download: no directories, no control or
+    bidi-override characters, no leading dots, at most 255 characters (extension kept)."""
+    base = re.split(r"[/\\]", name)[-1]
+    base = _UNSAFE.sub("", base).strip().lstrip(".").strip()
+    if len(base) > 255:
+        stem, dot, ext = base.rpartition(".")
+        base = f"{stem[: 254 - len(ext)]}.{ext}" if dot and len(ext) < 20 else base[:255]
+    return base
+
+
+def _default_name(content_type: str, index: int) -> str:
+    """``attachment-N`` with an extension guessed from the content type."""
+    if content_type in _DEFAULT_NAMES:
+        return _DEFAULT_NAMES[content_type]
+    return f"attachment-{index}{_MIME_TYPES.guess_extension(content_type) or ''}"
+
+
+def _newlines(text: str) -> str:
+    """Normalise CRLF and lone CR to LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _html_to_text(html: str) -> str:
+    """A plain-text rendering of an HTML-only mail (inscriptis keeps tables and lists)."""
+    if not html.strip():
+        return ""
+    try:
+        return _newlines(str(get_text(html)))
+    except Exception:  # a rendering bug must not cost the mail: fall back to bare tag removal
+        return _newlines(re.sub(r"<[^>]*>", " ", html))

@@ -1,0 +1,84 @@
+"""Read the email package's parsed tree safely: parts, raw header values, payloads.
+
+The shared ground of the parser's stages (:mod:`mailticket.mail` for the envelope,
+:mod:`mailticket.mime_parts` for the body, :mod:`mailticket.dsn` for bounces). Every
+read here avoids a known trap: leaves are never asked for sub-parts, header values are
+taken raw (8-bit bytes kept as surrogates for :mod:`mailticket.charsets`), and a tree
+no generator can write still comes back as bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from email import policy
+from email.generator import BytesGenerator
+from email.message import Message
+from io import BytesIO
+from typing import Final
+
+from mailticket import charsets
+from mailticket.charsets import Decoded
+
+DELIVERY_STATUS: Final = "message/delivery-status"  # read by dsn, not walked as a body part
+
+_TYPE: Final = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+_FLATTEN: Final = policy.default.clone(refold_source="none")  # keep headers as received
+
+
+def tree(msg: Message) -> list[Message]:
+    """Every part, sub-message and status block, parents first (iterative: no recursion)."""
+    found: list[Message] = []
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        found.append(part)
+        stack.extend(reversed(children(part) or []))
+    return found
+
+
+def children(part: Message) -> list[Message] | None:
+    """The sub-parts of a multipart or message/* part; None for a leaf."""
+    if not part.is_multipart():
+        return None  # and get_payload() is not called: on a leaf it may decode and fail
+    payload = part.get_payload()
+    return [child for child in payload if isinstance(child, Message)]
+
+
+def raw_values(part: Message, name: str) -> list[str]:
+    """The raw values of header ``name`` as the parser stored them (8-bit as surrogates)."""
+    return [str(value) for key, value in part.raw_items() if key.strip().lower() == name]
+
+
+def content_type(part: Message, hint: str | None) -> tuple[str, dict[str, Decoded]]:
+    """The part's lower-case type (the parser's default when missing or invalid) and params."""
+    values = raw_values(part, "content-type")
+    value, params = charsets.header_params(values[0] if values else "", hint)
+    match = _TYPE.match(value)
+    return (match[0] if match else part.get_default_type()), params
+
+
+def payload_bytes(part: Message) -> bytes:
+    """The decoded payload (base64, quoted-printable, uuencode undone) of a leaf part."""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def flatten(msg: Message, linesep: str) -> bytes:
+    """A parsed message back to bytes, headers as received."""
+    buffer = BytesIO()
+    try:
+        generator = BytesGenerator(
+            buffer, mangle_from_=False, policy=_FLATTEN.clone(linesep=linesep)
+        )
+        generator.flatten(msg)  # type: ignore[arg-type]  # stub wants EmailMessage; any Message works
+    except Exception:  # the generator cannot write some broken trees, in many ways
+        return _as_received(msg, linesep)
+    return buffer.getvalue()
+
+
+def _as_received(msg: Message, linesep: str) -> bytes:
+    """Best effort for a tree no generator can write: raw headers and decoded payloads."""
+    head = "".join(f"{name}: {value}{linesep}" for name, value in msg.raw_items())
+    parts = children(msg)
+    body = [payload_bytes(msg)] if parts is None else [_as_received(c, linesep) for c in parts]
+    return charsets.to_bytes(head + linesep) + linesep.encode().join(body)

@@ -12,6 +12,7 @@ import logging
 import signal
 import ssl
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AsyncExitStack
 
 from mailticket.core import Core
@@ -37,15 +38,18 @@ async def serve(
         _install_signals(stop, core)
     ports: dict[str, int] = {}
     async with AsyncExitStack() as stack:
+        writer = _writer(core)
+        if writer is not None:
+            stack.callback(writer.shutdown)  # last out: after every mail has committed
         worker = OutboxWorker(
-            core.engine, build_transport(settings.outbound), settings.outbound, core.clock
+            core.engine, build_transport(settings.outbound), settings.outbound, core.clock, writer
         )
         core.on_commit.append(lambda: _threadsafe_wake(worker))
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
         stack.push_async_callback(_finish, worker_task)
         stack.callback(stop.set)  # unwinding for any reason stops the worker first
         if settings.smtp.enabled:
-            ports["smtp"] = await _start_listener(stack, core)
+            ports["smtp"] = await _start_listener(stack, core, writer)
         log.info("mailticket ready")
         if ready is not None:
             ready(ports)
@@ -54,13 +58,21 @@ async def serve(
     return 0
 
 
-async def _start_listener(stack: AsyncExitStack, core: Core) -> int:
+def _writer(core: Core) -> ThreadPoolExecutor | None:
+    """SQLite takes one writer at a time: queue writes on one thread instead of letting
+    threads wait on the file lock (its busy handler sleeps in steps of up to 100 ms)."""
+    if core.engine.dialect.name != "sqlite":
+        return None
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+
+async def _start_listener(stack: AsyncExitStack, core: Core, writer: Executor | None) -> int:
     """Listen; on the way out, stop accepting first, then let in-flight mails commit."""
     smtp = core.settings.smtp
     loop = asyncio.get_running_loop()
 
     async def submit(raw: bytes) -> object:
-        return await loop.run_in_executor(None, core.intake.submit, raw, "smtp")
+        return await loop.run_in_executor(writer, core.intake.submit, raw, "smtp")
 
     handler = InboxHandler(submit, smtp.accept, smtp.max_message_size)
     server = await start_smtp(

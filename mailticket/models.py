@@ -88,7 +88,7 @@ class Message(SQLModel, table=True):
     html: str = Field(default="", sa_type=Text)
     lossy: bool = False
     inbound_id: int | None = Field(default=None, foreign_key="inbound.id")
-    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    # an outbound entry's Outbox row has the same message_id
 
 
 class Attachment(SQLModel, table=True):

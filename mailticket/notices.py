@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -96,25 +100,55 @@ def one_line(text: str) -> str:
 
 
 def compose(rendered: Rendered, envelope: Envelope) -> bytes:
-    """The final bytes: every header is ours, none is copied from a requester's input."""
-    message = EmailMessage()
-    message["From"] = envelope.sender
-    message["To"] = envelope.to
-    if envelope.cc:
-        message["Cc"] = ", ".join(envelope.cc)
-    if envelope.reply_to:
-        message["Reply-To"] = envelope.reply_to
-    message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(envelope.date)
-    message["Message-ID"] = envelope.message_id
-    if envelope.in_reply_to:
-        message["In-Reply-To"] = envelope.in_reply_to
-    if envelope.references:
-        message["References"] = " ".join(envelope.references[-20:])
-    if envelope.auto_submitted:
-        message["Auto-Submitted"] = envelope.auto_submitted
-        message["X-Auto-Response-Suppress"] = "All"
-    message.set_content(rendered.text)
+    """The final bytes: every header is ours, none is copied from a requester's input.
+
+    Built with the compat32 classes: on this hot path they are several times cheaper
+    than EmailMessage's header registry, and every value is ours and one line anyway.
+    """
+    message: Message = _text_part(rendered.text, "plain")
     if rendered.html is not None:
-        message.add_alternative(rendered.html, subtype="html")
-    return message.as_bytes(policy=SMTP)
+        message = MIMEMultipart(
+            "alternative", _subparts=[message, _text_part(rendered.html, "html")]
+        )
+    for name, value in _headers(rendered, envelope):
+        message[name] = _header_value(value)
+    return message.as_bytes(policy=_WIRE)
+
+
+def _headers(rendered: Rendered, envelope: Envelope) -> list[tuple[str, str]]:
+    headers = [("From", envelope.sender), ("To", envelope.to)]
+    if envelope.cc:
+        headers.append(("Cc", ", ".join(envelope.cc)))
+    if envelope.reply_to:
+        headers.append(("Reply-To", envelope.reply_to))
+    headers += [
+        ("Subject", rendered.subject),
+        ("Date", format_datetime(envelope.date)),
+        ("Message-ID", envelope.message_id),
+    ]
+    if envelope.in_reply_to:
+        headers.append(("In-Reply-To", envelope.in_reply_to))
+    if envelope.references:
+        headers.append(("References", " ".join(envelope.references[-20:])))
+    if envelope.auto_submitted:
+        headers += [
+            ("Auto-Submitted", envelope.auto_submitted),
+            ("X-Auto-Response-Suppress", "All"),
+        ]
+    return headers
+
+
+_WIRE = compat32.clone(linesep="\r\n")
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+def _text_part(text: str, subtype: str) -> MIMEText:
+    if text.isascii():
+        return MIMEText(text, subtype, "us-ascii")
+    return MIMEText(text, subtype, _UTF8_QP)  # type: ignore[arg-type]  # a Charset is accepted
+
+
+def _header_value(value: str) -> str:
+    clean = one_line(value)
+    return clean if clean.isascii() else Header(clean, "utf-8").encode()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -25,6 +27,7 @@ from mailticket.settings import OutboundSettings
 from mailticket.transport import Delivery, Outcome, Transport
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BATCH = 10
 MAX_BACKOFF = timedelta(hours=6)
 
@@ -51,7 +54,6 @@ def enqueue(
         created_at=envelope.date,
     )
     session.add(row)
-    session.flush()
     if ticket_number is not None:
         session.add(
             Message(
@@ -64,7 +66,6 @@ def enqueue(
                 subject=rendered.subject,
                 date=envelope.date,
                 text=rendered.text,
-                outbox_id=row.id,
             )
         )
     return row
@@ -86,15 +87,18 @@ class OutboxWorker:
         transport: Transport,
         settings: OutboundSettings,
         clock: Callable[[], datetime],
+        executor: Executor | None = None,
     ) -> None:
         self._engine = engine
         self._transport = transport
         self._settings = settings
         self._clock = clock
+        self._executor = executor  # the daemon's single SQLite writer, or None: any thread
         self._wakeup = asyncio.Event()
-        self.loop: asyncio.AbstractEventLoop | None = (
-            None  # set by run(), for wake-ups from threads
-        )
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by run(), for wake-ups
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def wake(self) -> None:
         """Called after a commit that added rows: deliver now rather than at the next tick."""
@@ -123,12 +127,12 @@ class OutboxWorker:
 
     async def deliver_due(self, limit: int = BATCH) -> int:
         """Claim due rows, hand each to the transport, record each outcome. Returns the count."""
-        claimed = await asyncio.to_thread(self.claim, limit)
+        claimed = await self._in_thread(self.claim, limit)
         for row in claimed:
             delivery = await self._transport.deliver(
                 key=str(row.id), sender=row.sender, recipients=row.recipients, message=row.raw
             )
-            await asyncio.to_thread(self._record, row, delivery)
+            await self._in_thread(self._record, row, delivery)
         return len(claimed)
 
     def claim(self, limit: int) -> list[Claimed]:

@@ -163,14 +163,9 @@ def upgrade() -> None:
         sa.Column("html", sa.Text(), nullable=False),
         sa.Column("lossy", sa.Boolean(), nullable=False),
         sa.Column("inbound_id", sa.Integer(), nullable=True),
-        sa.Column("outbox_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["inbound_id"],
             ["inbound.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["outbox_id"],
-            ["outbox.id"],
         ),
         sa.ForeignKeyConstraint(
             ["ticket_number"],

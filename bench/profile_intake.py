@@ -1,15 +1,17 @@
 """Where mailticket's intake spends its time (py-spy is not in .venv, so cProfile).
 
-Two views of the same corpus, each on a fresh SQLite database:
+Three views of the same corpus, each on a fresh SQLite database:
 
   submit  cProfile (wall clock) around ``Intake.submit(raw, "smtp")`` in-process, one mail
           after the other: the work per mail with nothing around it;
+  import  the same around ``import_mailbox(..., notify=False)`` of the corpus mbox;
   daemon  the real daemon fed by K SMTP connections (``bench/intake.py``'s load), one
           profiler per thread (event loop, the threads that run intake and the outbox
           worker's database work), merged. ``--clock cpu`` counts each thread's CPU time only;
           ``--clock wall`` also counts waiting (SQLite's busy handler, the GIL, sockets).
 
-    .venv/bin/python bench/profile_intake.py --mails 2000 [--view submit daemon] [--clock cpu]
+    .venv/bin/python bench/profile_intake.py --mails 2000 [--view submit import daemon]
+    .venv/bin/python bench/profile_intake.py --report bench/results/profile-*.pstats
 
 Prints the stage breakdown and the top entries by cumulative and by own time, and writes
 ``bench/results/profile-<view>-<timestamp>.pstats`` for ``python -m pstats``. Profiling
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -52,6 +54,9 @@ from intake import (
     sqlite_url,
     write_settings,
 )
+
+from mailticket.bulk_import import import_mailbox
+from mailticket.core import Core
 
 # Inclusive times of these functions (they nest, so shares overlap): (label, file, function).
 STAGES = [
@@ -80,22 +85,31 @@ STAGES = [
 ]
 
 
-# -- view 1: Intake.submit in-process ------------------------------------------------------
+# -- views 1 and 2: in-process, one thread ---------------------------------------------------
 
 
-def profile_submit(corpus: Corpus, workdir: Path) -> pstats.Stats:
-    """The intake's own work, mail after mail, with the same source and notify as SMTP."""
+def profile_inprocess(workdir: Path, work: Callable[[Core], object]) -> pstats.Stats:
+    """cProfile around ``work`` only: building the core and the schema stay outside."""
     config = write_settings(workdir, sqlite_url(workdir), "note")
     with mailticket_core(config) as core:
         profiler = cProfile.Profile()
         profiler.enable()
-        for raw in corpus.mails:
-            core.intake.submit(raw, "smtp")
+        work(core)
         profiler.disable()
     return pstats.Stats(profiler)
 
 
-# -- view 2: the daemon under SMTP load, every thread profiled ------------------------------
+def submit_all(corpus: Corpus) -> Callable[[Core], object]:
+    """The intake's own work, mail after mail, with the same source and notify as SMTP."""
+    return lambda core: [core.intake.submit(raw, "smtp") for raw in corpus.mails]
+
+
+def import_all(corpus: Corpus) -> Callable[[Core], object]:
+    """``import`` of the mbox without notifications: what the import target is about."""
+    return lambda core: import_mailbox(core.intake, corpus.mbox, notify=False)
+
+
+# -- view 3: the daemon under SMTP load, every thread profiled ------------------------------
 
 
 class ThreadProfiles:
@@ -167,12 +181,48 @@ def stage_times(stats: pstats.Stats) -> list[tuple[str, float, int]]:
     return rows
 
 
+# Own time by where the code lives (no overlap: the shares add up to 100 %).
+PACKAGES = [
+    ("sqlite3 driver (C)", ("sqlite3.",)),
+    ("SQLAlchemy", ("/sqlalchemy/",)),
+    ("SQLModel + pydantic", ("/sqlmodel/", "/pydantic")),
+    ("email (stdlib)", ("/email/",)),
+    ("jinja2 + markupsafe", ("/jinja2/", "/markupsafe/")),
+    ("aiosmtpd", ("/aiosmtpd/",)),
+    ("asyncio", ("/asyncio/",)),
+    ("logging", ("/logging/",)),
+    ("mailbox (stdlib)", ("/mailbox.py",)),
+    ("mailticket", ("/mailticket/",)),
+]
+
+
+def package_of(file: str, name: str) -> str:
+    """Where a profile entry's own time belongs; C functions by the object they belong to."""
+    where = name if file == "~" else file
+    for label, markers in PACKAGES:
+        if any(marker in where for marker in markers):
+            return label
+    return "C builtins (str, bytes, ...)" if file == "~" else "other Python (stdlib, ...)"
+
+
+def package_times(stats: pstats.Stats) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    table = stats.stats  # type: ignore[attr-defined]
+    for (file, _line, name), (_cc, _nc, own, _ct, _callers) in table.items():
+        label = package_of(file, name)
+        totals[label] = totals.get(label, 0.0) + own
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
 def print_report(title: str, stats: pstats.Stats, top: int) -> None:
     total = stats.total_tt  # type: ignore[attr-defined]
     print(f"\n=== {title}: {total:.2f} s profiled (all threads) ===")
     print(f"{'stage (inclusive, overlapping)':<40} {'seconds':>8} {'share':>6} {'calls':>8}")
     for label, seconds, calls in stage_times(stats):
         print(f"{label:<40} {seconds:8.2f} {seconds / total:6.1%} {calls:8d}")
+    print(f"\n{'own time by package (adds up)':<40} {'seconds':>8} {'share':>6}")
+    for label, seconds in package_times(stats).items():
+        print(f"{label:<40} {seconds:8.2f} {seconds / total:6.1%}")
     stats.strip_dirs()
     for order in ("cumulative", "tottime"):
         print(f"\n--- top {top} by {order} ---")
@@ -185,17 +235,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, help="an existing corpus directory")
     parser.add_argument("--corpus-script", type=Path, default=CORPUS_SCRIPT)
     parser.add_argument(
-        "--view", nargs="+", choices=["submit", "daemon"], default=["submit", "daemon"]
+        "--view",
+        nargs="+",
+        choices=["submit", "import", "daemon"],
+        default=["submit", "import", "daemon"],
     )
     parser.add_argument("--connections", type=int, default=8, help="K for the daemon view")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="daemon view")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-snapshot", dest="snapshot", action="store_false")
+    parser.add_argument(
+        "--report", type=Path, nargs="+", metavar="PSTATS", help="only print saved profiles"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        for path in args.report:
+            print_report(path.name, pstats.Stats(str(path)), args.top)
+        return 0
     if args.snapshot and SNAPSHOT_ENV not in os.environ:
         return run_on_snapshot(Path(__file__), sys.argv[1:] if argv is None else argv)
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
@@ -204,14 +264,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         corpus = prepare_corpus(args.corpus, args.mails, workdir, args.corpus_script)
         print(f"source: {source_description()}")
-        if "submit" in args.view:
-            stats = profile_submit(corpus, workdir / "submit")
-            stats.dump_stats(RESULTS / f"profile-submit-{stamp}.pstats")
-            print_report(f"Intake.submit in-process, {len(corpus.mails)} mails", stats, args.top)
+        count = len(corpus.mails)
+        for view, work, title in (
+            ("submit", submit_all(corpus), f"Intake.submit in-process, {count} mails"),
+            ("import", import_all(corpus), f"import_mailbox (notify=False), {count} mails"),
+        ):
+            if view in args.view:
+                stats = profile_inprocess(workdir / view, work)
+                stats.dump_stats(RESULTS / f"profile-{view}-{stamp}.pstats")
+                print_report(title, stats, args.top)
         if "daemon" in args.view:
             output = RESULTS / f"profile-daemon-k{args.connections}-{args.clock}-{stamp}.pstats"
             stats = profile_daemon(corpus, workdir / "daemon", args.connections, args.clock, output)
-            title = f"daemon, K={args.connections}, clock={args.clock}, {len(corpus.mails)} mails"
+            title = f"daemon, K={args.connections}, clock={args.clock}, {count} mails"
             print_report(title, stats, args.top)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

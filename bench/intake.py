@@ -632,6 +632,7 @@ def run_all(bench: Bench, args: argparse.Namespace) -> None:
 
 
 def run_inprocess_and_cli(bench: Bench, args: argparse.Namespace) -> None:
+    """(d): the other ways in, each on its own fresh database."""
     corpus = bench.corpus
     count = len(corpus.mails)
     run = measure_submit(bench.fresh("submit"), corpus.mails)
@@ -815,7 +816,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mails", type=int, default=2000, help="corpus size (default 2000)")
     parser.add_argument(
-        "--corpus", type=Path, help="an existing corpus directory (eml/, corpus.mbox)"
+        "--corpus",
+        type=Path,
+        help=f"an existing corpus directory (eml/, corpus.mbox) made with --tag-format {TAG_FORMAT}",
     )
     parser.add_argument("--corpus-script", type=Path, default=CORPUS_SCRIPT)
     parser.add_argument(

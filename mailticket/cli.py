@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from sqlmodel import select
+from sqlmodel import col, select
 
 from mailticket import __version__, store, views
 from mailticket.bulk_import import import_mailbox, open_mailbox
@@ -39,17 +40,11 @@ EX_CONFIG = 78
 def main(ctx: click.Context, config_path: Path | None) -> None:
     """Email-driven support tickets."""
     try:
-        settings = load_settings(config_path, environ=_environ())
+        settings = load_settings(config_path, environ=os.environ)
     except ConfigError as exc:
         _fail(str(exc), EX_CONFIG)
     configure_logging(settings.log.format, settings.log.level)
     ctx.obj = settings
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -234,7 +229,7 @@ def outbox_retry(settings: Settings, row_id: int | None) -> None:
                 if row_id is not None
                 else views.outbox_ids(session, ["failed", "uncertain"])
             )
-            for row in session.exec(select(Outbox).where(Outbox.id.in_(ids))).all():  # type: ignore[union-attr]
+            for row in session.exec(select(Outbox).where(col(Outbox.id).in_(ids))).all():
                 row.state, row.next_attempt_at, row.lease_until = "pending", core.clock(), None
                 row.attempts, row.uncertain = 0, 0
                 session.add(row)

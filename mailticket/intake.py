@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -262,8 +262,8 @@ class Intake:
         view = _ticket_view(ticket, settings.prefix)
         context = {"ticket": view, "message": mail, "settings": settings}
         rendered = self._renderer.render(answer.template, ticket.language, context)
-        rendered = type(rendered)(
-            with_tag(rendered.subject, settings.prefix, ticket.number), rendered.text, rendered.html
+        rendered = replace(
+            rendered, subject=with_tag(rendered.subject, settings.prefix, ticket.number)
         )
         envelope = Envelope(
             sender=settings.support_address,

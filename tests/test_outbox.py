@@ -138,14 +138,18 @@ def test_uncertain_delivery_is_retried_once_with_the_same_message_id(
     assert delivered_ids.count(ack.message_id.encode()) == 2  # the same Message-ID, never a third
 
 
+def _maildir_setup(tmp_path: Path, db_url: str, clock: Clock) -> tuple[Core, OutboxWorker]:
+    """A core with one new ticket (three rows in the outbox) and a maildir worker."""
+    core = build_core(make_settings(tmp_path, db_url), clock=clock)
+    core.intake.submit(build_mail(), "smtp")
+    transport = MaildirTransport(tmp_path / "outbox")
+    return core, OutboxWorker(core.engine, transport, core.settings.outbound, clock)
+
+
 def test_maildir_delivery_is_exactly_once_even_when_claimed_twice(
     tmp_path: Path, db_url: str, clock: Clock
 ) -> None:
-    core = build_core(make_settings(tmp_path, db_url), clock=clock)
-    core.intake.submit(build_mail(), "smtp")
-    worker = OutboxWorker(
-        core.engine, MaildirTransport(tmp_path / "outbox"), core.settings.outbound, clock
-    )
+    core, worker = _maildir_setup(tmp_path, db_url, clock)
     asyncio.run(worker.deliver_due())
     with Session(core.engine) as session:  # as if the daemon died before recording "sent"
         for row in session.exec(select(Outbox)).all():
@@ -160,11 +164,7 @@ def test_maildir_delivery_is_exactly_once_even_when_claimed_twice(
 def test_a_claimed_row_is_not_claimed_again_until_its_lease_ends(
     tmp_path: Path, db_url: str, clock: Clock
 ) -> None:
-    core = build_core(make_settings(tmp_path, db_url), clock=clock)
-    core.intake.submit(build_mail(), "smtp")
-    worker = OutboxWorker(
-        core.engine, MaildirTransport(tmp_path / "outbox"), core.settings.outbound, clock
-    )
+    core, worker = _maildir_setup(tmp_path, db_url, clock)
     claimed = worker.claim(10)
     assert len(claimed) == 3
     assert worker.claim(10) == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, Index, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, Index, LargeBinary, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -49,6 +49,7 @@ class Ticket(SQLModel, table=True):
     first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fields: str = Field(default="{}", sa_type=Text)  # JSON: values the rules' `extract` pulled
 
 
 class Participant(SQLModel, table=True):
@@ -152,3 +153,28 @@ class Setting(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str = Field(sa_type=Text)
+
+
+class ImapSeen(SQLModel, table=True):
+    """The IMAP ledger: a mailbox UID whose mail is committed, so it is never fetched twice.
+
+    ``done`` turns true once the message is flagged/moved on the server; a row left
+    false after a crash only needs the server-side step repeated.
+    """
+
+    account: str = Field(primary_key=True)
+    folder: str = Field(primary_key=True)
+    uidvalidity: int = Field(sa_type=BigInteger, primary_key=True)
+    uid: int = Field(sa_type=BigInteger, primary_key=True)
+    dedupe_key: str = Field(max_length=998)
+    done: bool = False
+    at: datetime = Field(sa_type=UTCDateTime)
+
+
+class PollerStatus(SQLModel, table=True):
+    """What ``mailticket status`` shows per IMAP account (written by the daemon polling it)."""
+
+    account: str = Field(primary_key=True)
+    last_ok_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_error_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

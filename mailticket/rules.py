@@ -81,6 +81,7 @@ class Routing:
     no_ack: bool = False
     drop: bool = False
     matched: tuple[str, ...] = ()  # "rule name: what matched"
+    fields: tuple[tuple[str, str], ...] = ()  # (name, value) pulled by `extract`, in rule order
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Runs inside the caller's transaction; nothing here commits.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -75,6 +76,7 @@ def open_ticket(
         created_at=now,
         updated_at=now,
         closed_at=now if routing.drop else None,
+        fields=json.dumps(dict(routing.fields), ensure_ascii=False),
     )
     session.add(ticket)
     session.flush()

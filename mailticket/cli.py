@@ -124,6 +124,64 @@ def _tag(settings: Settings, number: int | None) -> str:
     return f"{settings.tickets.prefix}-{number}" if number is not None else ""
 
 
+# -- rules ------------------------------------------------------------------------------
+
+
+@main.group()
+def rules() -> None:
+    """Routing rules (rules.yaml)."""
+
+
+@rules.command(name="check")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.pass_obj
+def rules_check(settings: Settings, file: Path | None) -> None:
+    """Validate FILE (default: tickets.rules_file) and run its inline tests; exit 0 or 1."""
+    from mailticket.notices import template_dirs
+    from mailticket.rules_check import check_file
+
+    directories = template_dirs(settings.tickets.templates_dir)
+
+    def template_exists(name: str) -> bool:
+        return any((d / f"{name}.txt.j2").is_file() for d in directories)
+
+    report = check_file(file or settings.tickets.rules_file, template_exists)
+    for problem in report.problems:
+        click.echo(problem)
+    if not report.ok or report.rules is None:
+        sys.exit(1)
+    spec = report.rules.spec
+    click.echo(
+        f"{report.rules.source}: ok: {len(spec.queues)} queues, {len(spec.rules)} rules, "
+        f"{report.tests_run} tests passed (version {report.rules.version})"
+    )
+
+
+@main.command()
+@click.argument("mail", type=click.File("rb"))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def explain(settings: Settings, mail: Any, as_json: bool) -> None:
+    """The whole decision for MAIL (an .eml file, - for stdin); nothing is written."""
+    from mailticket.core import RulesHolder, utcnow
+    from mailticket.rules_explain import as_lines
+    from mailticket.rules_explain import explain as explain_mail
+
+    raw = mail.read()
+    try:
+        current = RulesHolder(settings.tickets.rules_file)()
+        report = explain_mail(settings, current, raw, utcnow())
+    except ConfigError as exc:
+        _fail(str(exc), EX_CONFIG)
+    except TemporaryFailure as exc:
+        _fail(str(exc), EX_TEMPFAIL)
+    if as_json:
+        _print_json(report)
+        return
+    for line in as_lines(report):
+        click.echo(line)
+
+
 # -- tickets ----------------------------------------------------------------------------
 
 
@@ -157,14 +215,15 @@ def tickets_list(settings: Settings, status: str | None, queue: str | None, as_j
 @tickets.command(name="show")
 @click.argument("number")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--raw", is_flag=True, help="Show private keys and recovery phrases in clear.")
 @click.pass_obj
-def tickets_show(settings: Settings, number: str, as_json: bool) -> None:
+def tickets_show(settings: Settings, number: str, as_json: bool, raw: bool) -> None:
     wanted = _parse_number(number, settings.tickets.prefix)
     with _core(settings) as core, store.transaction(core.engine) as session:
         ticket = session.get(Ticket, wanted)
         if ticket is None:
             _fail(f"no ticket {number}", 1)
-        detail = views.ticket_detail(session, ticket, settings.tickets.prefix)
+        detail = views.ticket_detail(session, ticket, settings.tickets.prefix, raw=raw)
     if as_json:
         _print_json(detail)
         return
@@ -182,6 +241,13 @@ def _print_ticket(detail: dict[str, Any]) -> None:
     click.echo(f"{detail['tag']}  {detail['subject']}")
     for key in ("status", "priority", "queue", "requester", "assignee", "created_at", "due_at"):
         click.echo(f"  {key:<11} {detail[key]}")
+    if detail["due_derivation"]:
+        click.echo(f"  {'':<11} {detail['due_derivation']}")
+    click.echo(f"  {'tags':<11} {' '.join(detail['tags']) or '-'}")
+    if detail["fields"]:
+        click.echo("\nFields:")
+        for name, value in detail["fields"].items():
+            click.echo(f"  {name:<11} {value}")
     click.echo("\nMessages:")
     for m in detail["messages"]:
         click.echo(f"  {m['date']} {m['direction']:<3} {m['kind']:<12} {m['from']} {m['subject']}")

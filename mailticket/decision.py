@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 from mailticket.guard import Verdict, classify
 from mailticket.mail import InboundMail
 from mailticket.rules import Routing, RuleSet
+from mailticket.secret_scan import NO_SECRETS, SECRET_TAG, SecretReport, masked_mail, scan_mail
 from mailticket.settings import TicketSettings
 from mailticket.threads import MessageIdSigner, ThreadMatch, find_thread
 
@@ -63,6 +64,7 @@ class Decision:
     status_change: str | None = None
     answers: tuple[Answer, ...] = ()
     notes: tuple[str, ...] = ()
+    secrets: SecretReport = NO_SECRETS  # private keys / recovery phrases found (masked for agents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,18 @@ class Context:
 
 
 def decide(mail: InboundMail, view: StoreView, ctx: Context) -> Decision:
+    """The whole decision for one mail; rules and ``extract`` only ever see it masked."""
+    secrets = scan_mail(mail.text, mail.html, mail.subject)
+    if not secrets:
+        return _decide(mail, view, ctx)
+    decision = _decide(masked_mail(mail), view, ctx)
+    routing = decision.routing
+    if routing is not None and SECRET_TAG not in routing.tags:
+        routing = replace(routing, tags=(*routing.tags, SECRET_TAG))
+    return replace(decision, secrets=secrets, routing=routing)
+
+
+def _decide(mail: InboundMail, view: StoreView, ctx: Context) -> Decision:
     verdict = classify(mail, ctx.own_addresses)
     if verdict.is_bounce:
         return _bounce(mail, verdict, view, ctx)

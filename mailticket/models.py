@@ -50,6 +50,13 @@ class Ticket(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     fields: str = Field(default="{}", sa_type=Text)  # JSON: values the rules' `extract` pulled
+    due_derivation: str = Field(default="", sa_type=Text)  # how due_at was computed, readable
+    # the follow-up clock (sla.py): when each time-driven step was taken, and the next check
+    pending_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    agent_reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    requester_reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_action_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
 
 
 class Participant(SQLModel, table=True):

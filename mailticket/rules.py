@@ -1,74 +1,45 @@
 """rules.yaml: queues, priorities and routing, validated whole into typed objects.
 
 A bad file is refused with ``rules.yaml:LINE: message`` and the caller keeps the last
-good RuleSet. ``RuleSet.route`` is pure: mail in, Routing out.
+good RuleSet. ``RuleSet.route`` is pure: mail in, Routing out. The evaluator is one
+short loop: rules in file order, every match applies (later queue, priority, assignee
+and template override earlier ones, tags accumulate, the first value extracted for a
+field stays), and a matching rule with ``stop: true`` ends the walk.
 
-This version routes every new ticket to ``defaults``; the ordered ``rules:`` walk
-(issue "Routing rules that admins can trust") plugs in behind ``route``.
+    rules_schema (the file's shape) -> rules (load, validate, route)
+    rule_match (conditions -> matchers), rule_regex (RE2)
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic import ValidationError
 
+from mailticket.business_calendar import Due, add_business_time
 from mailticket.errors import ConfigError
 from mailticket.mail import InboundMail
-from mailticket.units import parse_duration
+from mailticket.rule_match import Extractor, MailText, Matcher, compile_condition
+from mailticket.rule_regex import compile_pattern
+from mailticket.rules_errors import Problem, pydantic_problems, shadow_problems
+from mailticket.rules_schema import Actions, DefaultsSpec, QueueSpec, Rule, RulesFile, context_of
 from mailticket.yamlsource import Located, load_file, load_located
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class QueueSpec(_Strict):
-    agents: tuple[str, ...] = ()
-    escalate_to: str | None = None
-
-
-class DefaultsSpec(_Strict):
-    queue: str = "general"
-    priority: str = "normal"
-
-
-class PrioritySpec(_Strict):
-    first_response: Duration
-    remind_every: Duration | None = None
-
-
-class FollowupSpec(_Strict):
-    remind_requester_after: Duration = timedelta(days=3)
-    close_pending_after: Duration = timedelta(days=7)
-    close_resolved_after: Duration = timedelta(days=3)
-
-
-class RulesFile(_Strict):
-    version: int = 1
-    queues: dict[str, QueueSpec] = {"general": QueueSpec()}
-    defaults: DefaultsSpec = DefaultsSpec()
-    priorities: dict[str, PrioritySpec] = {
-        "normal": PrioritySpec(first_response=timedelta(hours=24))
-    }
-    followup: FollowupSpec = FollowupSpec()
-    calendar: Any = "always"
-    rules: list[dict[str, Any]] = []
-    tests: list[dict[str, Any]] = []
-
-    @model_validator(mode="after")
-    def _defaults_exist(self) -> RulesFile:
-        if self.defaults.queue not in self.queues:
-            raise ValueError(f"defaults.queue {self.defaults.queue!r} is not a queue")
-        if self.defaults.priority not in self.priorities:
-            raise ValueError(f"defaults.priority {self.defaults.priority!r} is not a priority")
-        return self
+__all__ = [
+    "ConfigError",
+    "QueueSpec",
+    "Routing",
+    "RuleSet",
+    "RulesFile",
+    "default_rules",
+    "load_rules",
+    "parse_rules",
+    "validate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +53,66 @@ class Routing:
     drop: bool = False
     matched: tuple[str, ...] = ()  # "rule name: what matched"
     fields: tuple[tuple[str, str], ...] = ()  # (name, value) pulled by `extract`, in rule order
+    rules: tuple[str, ...] = ()  # names of the rules that matched, in order
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    condition: Matcher | None  # None: every mail
+    then: Actions
+    stop: bool
+    extractors: tuple[Extractor, ...]
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    condition = None if rule.always() or rule.if_ is None else compile_condition(rule.if_)
+    extractors = tuple(
+        Extractor(name, compile_pattern(source)) for name, source in rule.then.extract.items()
+    )
+    return CompiledRule(rule.name, condition, rule.then, rule.stop, extractors)
+
+
+class _Walk:
+    """The routing being built while the rules are walked."""
+
+    def __init__(self, defaults: DefaultsSpec) -> None:
+        self.queue, self.priority = defaults.queue, defaults.priority
+        self.assignee: str | None = None
+        self.template, self.no_ack, self.drop = "ack", False, False
+        self.tags: dict[str, None] = {}
+        self.fields: dict[str, str] = {}
+        self.matched: list[str] = []
+        self.rules: list[str] = []
+
+    def apply(self, rule: CompiledRule, why: str, text: MailText) -> None:
+        then = rule.then
+        self.queue = then.queue or self.queue
+        self.priority = then.priority or self.priority
+        self.assignee = then.assign or self.assignee
+        self.template = then.template or self.template
+        self.no_ack = self.no_ack if then.no_ack is None else then.no_ack
+        self.drop = self.drop if then.drop is None else then.drop
+        self.tags.update(dict.fromkeys(then.tags))
+        for extractor in rule.extractors:
+            if extractor.name not in self.fields and (value := extractor.pull(text)):
+                self.fields[extractor.name] = value
+        self.matched.append(f"{rule.name}: {why}")
+        self.rules.append(rule.name)
+
+    def routing(self) -> Routing:
+        return Routing(
+            queue=self.queue,
+            priority=self.priority,
+            tags=tuple(self.tags),
+            assignee=self.assignee,
+            template=self.template,
+            no_ack=self.no_ack,
+            drop=self.drop,
+            matched=tuple(self.matched),
+            fields=tuple(self.fields.items()),
+            rules=tuple(self.rules),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +120,10 @@ class RuleSet:
     spec: RulesFile
     version: str  # short hash of the file's bytes, recorded on routing events
     source: str
+    compiled: tuple[CompiledRule, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compiled", tuple(compile_rule(r) for r in self.spec.rules))
 
     @property
     def queues(self) -> dict[str, QueueSpec]:
@@ -105,15 +140,29 @@ class RuleSet:
         spec = self.spec.priorities.get(priority)
         return spec.first_response if spec else None
 
+    def first_due(self, priority: str, received: datetime) -> Due | None:
+        """When the first response is due: ``first_response`` of the calendar's business time."""
+        first_response = self.first_response(priority)
+        if first_response is None:
+            return None
+        return add_business_time(received, first_response, self.spec.calendar, event="received")
+
     def route(self, mail: InboundMail) -> Routing:
         """Queue, priority, tags... for a new ticket opened by ``mail``."""
-        defaults = self.spec.defaults
-        return Routing(queue=defaults.queue, priority=defaults.priority, matched=("defaults",))
+        text = MailText(mail)
+        walk = _Walk(self.spec.defaults)
+        for rule in self.compiled:
+            why = rule.condition.test(text) if rule.condition is not None else "every mail"
+            if why is None:
+                continue
+            walk.apply(rule, why, text)
+            if rule.stop:
+                break
+        return walk.routing()
 
 
 def default_rules() -> RuleSet:
-    spec = RulesFile()
-    return RuleSet(spec=spec, version="builtin", source="<builtin defaults>")
+    return RuleSet(spec=RulesFile(), version="builtin", source="<builtin defaults>")
 
 
 def load_rules(path: Path) -> RuleSet:
@@ -122,7 +171,7 @@ def load_rules(path: Path) -> RuleSet:
         located = load_file(path)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return _build(located, path.read_bytes())
+    return _raise_first(*validate(located, path.read_bytes()))
 
 
 def parse_rules(text: str, name: str = "rules.yaml") -> RuleSet:
@@ -130,25 +179,49 @@ def parse_rules(text: str, name: str = "rules.yaml") -> RuleSet:
         located = load_located(text, name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return _build(located, text.encode())
+    return _raise_first(*validate(located, text.encode()))
 
 
-def _build(located: Located, content: bytes) -> RuleSet:
-    if not isinstance(located.data, dict):
-        raise ConfigError(f"{located.name}:1: the file must be a mapping (version: 1, queues: ...)")
+def _raise_first(rules: RuleSet | None, problems: list[Problem]) -> RuleSet:
+    if problems or rules is None:
+        raise ConfigError(problems[0].text if problems else "invalid rules")
+    return rules
+
+
+def validate(located: Located, content: bytes) -> tuple[RuleSet | None, list[Problem]]:
+    """The rule set, or None, and every problem of the file sorted by line."""
+    data = located.data
+    if not isinstance(data, dict):
+        problem = Problem(
+            1, f"{located.name}:1: the file must be a mapping (version: 1, queues: ...)"
+        )
+        return None, [problem]
+    context = context_of(data)
+    spec: RulesFile | None = None
+    problems: list[Problem] = []
     try:
-        spec = RulesFile.model_validate(located.data)
+        spec = RulesFile.model_validate(data, context=context)
     except ValidationError as exc:
-        raise ConfigError(_first_error(exc, located)) from None
+        problems += pydantic_problems(exc, located)
+    problems += shadow_problems(_valid_rules(spec, data, context), located)
+    problems.sort(key=lambda problem: problem.line)
+    if problems or spec is None:
+        return None, problems
     version = hashlib.sha256(content).hexdigest()[:12]
-    return RuleSet(spec=spec, version=version, source=located.name)
+    return RuleSet(spec=spec, version=version, source=located.name), []
 
 
-def _first_error(exc: ValidationError, located: Located) -> str:
-    error = exc.errors()[0]
-    path = tuple(part for part in error["loc"] if isinstance(part, str | int))
-    if error["type"] == "extra_forbidden":
-        return f"{located.where(path)}: unknown key {path[-1]!r}"
-    where = ".".join(str(part) for part in path)
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{located.where(path)}: {where + ': ' if where else ''}{message}"
+def _valid_rules(
+    spec: RulesFile | None, data: dict[str, object], context: Mapping[str, object]
+) -> list[tuple[int, Rule]]:
+    """(index, rule) of every rule that validates, even when other parts of the file do not."""
+    if spec is not None:
+        return list(enumerate(spec.rules))
+    raw = data.get("rules")
+    found: list[tuple[int, Rule]] = []
+    for index, item in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            found.append((index, Rule.model_validate(item, context=context)))
+        except ValidationError:
+            continue
+    return found

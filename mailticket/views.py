@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
 from mailticket.models import Event, Inbound, Message, Outbox, Ticket
+from mailticket.secret_scan import mask_secrets
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def ticket_summary(ticket: Ticket, prefix: str) -> dict[str, Any]:
+def ticket_summary(ticket: Ticket, prefix: str, *, raw: bool = False) -> dict[str, Any]:
+    """``raw`` shows private keys and recovery phrases a requester sent; else they are masked."""
+    shown = _shown(raw)
     return {
         "number": ticket.number,
         "tag": f"{prefix}-{ticket.number}",
-        "subject": ticket.subject,
+        "subject": shown(ticket.subject),
         "status": ticket.status,
         "priority": ticket.priority,
         "queue": ticket.queue,
@@ -33,30 +37,48 @@ def ticket_summary(ticket: Ticket, prefix: str) -> dict[str, Any]:
     }
 
 
-def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
+def ticket_detail(
+    session: Session, ticket: Ticket, prefix: str, *, raw: bool = False
+) -> dict[str, Any]:
     messages = session.exec(
         select(Message).where(Message.ticket_number == ticket.number).order_by(col(Message.id))
     ).all()
     events = session.exec(
         select(Event).where(Event.ticket_number == ticket.number).order_by(col(Event.id))
     ).all()
+    shown = _shown(raw)
     return {
-        **ticket_summary(ticket, prefix),
-        "messages": [_message(m) for m in messages],
+        **ticket_summary(ticket, prefix, raw=raw),
+        "due_derivation": ticket.due_derivation or None,
+        "fields": {name: shown(value) for name, value in _fields(ticket.fields).items()},
+        "messages": [_message(m, shown) for m in messages],
         "events": [_event(e) for e in events],
     }
 
 
-def _message(message: Message) -> dict[str, Any]:
+def _fields(stored: str) -> dict[str, str]:
+    """The values rules extracted (JSON in the row; anything else shows as nothing)."""
+    try:
+        loaded = json.loads(stored or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+def _shown(raw: bool) -> Callable[[str], str]:
+    return str if raw else mask_secrets
+
+
+def _message(message: Message, shown: Callable[[str], str]) -> dict[str, Any]:
     return {
         "direction": message.direction,
         "kind": message.kind,
         "from": message.from_addr,
         "to": [a for a in message.to_addrs.split(",") if a],
-        "subject": message.subject,
+        "subject": shown(message.subject),
         "message_id": message.message_id,
         "date": iso(message.date),
-        "text": message.text,
+        "text": shown(message.text),
         "lossy": message.lossy,
     }
 

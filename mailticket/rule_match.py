@@ -1,0 +1,288 @@
+"""Conditions of rules.yaml compiled into matchers (pure): mail in, "what matched" out.
+
+A matcher's ``test`` returns None when the condition does not hold, or a short human
+description of what made it hold ("subject contains '被盗'"); ``Routing.matched`` and
+``mailticket explain`` show these. Every text test is one RE2 pass over the field (see
+``rule_regex``), so matching cost is linear in the mail's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from mailticket.mail import InboundMail
+from mailticket.rule_regex import Pattern, compile_pattern, compile_words, encode
+from mailticket.rules_schema import AddressTest, Condition, HeaderTest, TextTest
+
+SHOWN: Final = 60  # characters of a matched text quoted back in "what matched"
+
+
+class MailText:
+    """The fields rules look at in one mail; each is encoded for RE2 once, when first used.
+
+    A field has one or more parts, each named for messages: ``text`` is the subject and
+    the body, ``from`` the sender's address and display name, ``to`` every address.
+    """
+
+    def __init__(self, mail: InboundMail) -> None:
+        self.mail = mail
+        self._encoded: dict[str, tuple[tuple[str, bytes], ...]] = {}
+
+    def parts(self, field: str) -> tuple[tuple[str, str], ...]:
+        mail = self.mail
+        if field == "text":
+            return (("subject", mail.subject), ("body", mail.text))
+        if field == "subject":
+            return (("subject", mail.subject),)
+        if field == "body":
+            return (("body", mail.text),)
+        if field == "from":
+            return tuple(("from", v) for v in (mail.from_addr, mail.from_name) if v)
+        if field in ("to", "cc"):
+            return tuple((field, v) for v in (mail.to if field == "to" else mail.cc))
+        name = field.removeprefix("header:")
+        return tuple((f"header {name}", v) for v in mail.header(name))
+
+    def encoded(self, field: str) -> tuple[tuple[str, bytes], ...]:
+        if field == "text":  # the body is encoded once, whether tests name text or body
+            return self.encoded("subject") + self.encoded("body")
+        if field not in self._encoded:
+            self._encoded[field] = tuple((label, encode(v)) for label, v in self.parts(field))
+        return self._encoded[field]
+
+
+class Matcher(Protocol):
+    def test(self, text: MailText) -> str | None: ...
+    def describe(self) -> str: ...
+
+
+def _quote(text: str) -> str:
+    """'text' on one line, shortened; not repr(): a regex's backslashes stay single."""
+    flat = " ".join(text.split())
+    return "'" + (flat if len(flat) <= SHOWN else flat[: SHOWN - 1] + "…") + "'"
+
+
+def _listed(values: Sequence[str]) -> str:
+    return ", ".join(_quote(v) for v in values)
+
+
+@dataclass(frozen=True, slots=True)
+class Contains:
+    label: str
+    field: str
+    words: tuple[str, ...]
+    pattern: Pattern
+
+    def test(self, text: MailText) -> str | None:
+        for label, value in text.encoded(self.field):
+            found = self.pattern.search(value)
+            if found is not None:
+                folded = found[0].casefold()
+                word = next((w for w in self.words if w.casefold() == folded), found[0])
+                return f"{label} contains {_quote(word)}"
+        return None
+
+    def describe(self) -> str:
+        return f"{self.label} contains any of {_listed(self.words)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    label: str
+    field: str
+    patterns: tuple[Pattern, ...]
+
+    def test(self, text: MailText) -> str | None:
+        for pattern in self.patterns:
+            for label, value in text.encoded(self.field):
+                found = pattern.search(value)
+                if found is not None:
+                    return f"{label} matches {_quote(pattern.source)} ({_quote(found[0])})"
+        return None
+
+    def describe(self) -> str:
+        return f"{self.label} matches {_listed([p.source for p in self.patterns])}"
+
+
+@dataclass(frozen=True, slots=True)
+class Equals:
+    label: str
+    field: str
+    words: tuple[str, ...]
+
+    def test(self, text: MailText) -> str | None:
+        wanted = {w.strip().casefold(): w for w in self.words}
+        for label, value in text.parts(self.field):
+            word = wanted.get(value.strip().casefold())
+            if word is not None:
+                return f"{label} equals {_quote(word)}"
+        return None
+
+    def describe(self) -> str:
+        return f"{self.label} equals one of {_listed(self.words)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The domain after the last '@', equal to a listed domain or a subdomain of it."""
+
+    label: str
+    field: str
+    domains: tuple[str, ...]
+
+    def test(self, text: MailText) -> str | None:
+        for label, value in text.parts(self.field):
+            host = value.rpartition("@")[2].strip().lower()
+            if "@" not in value or not host:
+                continue
+            for domain in self.domains:
+                if host == domain or host.endswith("." + domain):
+                    return f"{label} domain {_quote(domain)} ({value})"
+        return None
+
+    def describe(self) -> str:
+        return f"{self.label} domain {_listed(self.domains)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    label: str
+    field: str
+
+    def test(self, text: MailText) -> str | None:
+        return f"{self.label} present" if text.parts(self.field) else None
+
+    def describe(self) -> str:
+        return f"{self.label} present"
+
+
+@dataclass(frozen=True, slots=True)
+class HasAttachment:
+    wanted: bool
+
+    def test(self, text: MailText) -> str | None:
+        names = [a.filename for a in text.mail.attachments]
+        if bool(names) != self.wanted:
+            return None
+        return f"has_attachment ({', '.join(names)})" if names else "no attachment"
+
+    def describe(self) -> str:
+        return "has_attachment" if self.wanted else "no attachment"
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    codes: tuple[str, ...]
+
+    def test(self, text: MailText) -> str | None:
+        found = text.mail.language
+        return f"language {found}" if found in self.codes else None
+
+    def describe(self) -> str:
+        return f"language {' or '.join(self.codes)}"
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    members: tuple[Matcher, ...]
+
+    def test(self, text: MailText) -> str | None:
+        found: list[str] = []
+        for member in self.members:
+            why = member.test(text)
+            if why is None:
+                return None
+            found.append(why)
+        return " and ".join(found)
+
+    def describe(self) -> str:
+        return "(" + " and ".join(m.describe() for m in self.members) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class Any_:
+    members: tuple[Matcher, ...]
+
+    def test(self, text: MailText) -> str | None:
+        return next((why for m in self.members if (why := m.test(text)) is not None), None)
+
+    def describe(self) -> str:
+        return "(" + " or ".join(m.describe() for m in self.members) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    member: Matcher
+
+    def test(self, text: MailText) -> str | None:
+        return None if self.member.test(text) is not None else f"not {self.member.describe()}"
+
+    def describe(self) -> str:
+        return f"not {self.member.describe()}"
+
+
+def compile_condition(condition: Condition) -> Matcher:
+    """The matcher for one ``if`` mapping (several keys: all must hold)."""
+    members: list[Matcher] = []
+    for label, test in (
+        ("from", condition.from_),
+        ("to", condition.to),
+        ("cc", condition.cc),
+        ("subject", condition.subject),
+        ("body", condition.body),
+        ("text", condition.text),
+    ):
+        if test is not None:
+            members += _field_tests(label, label, test)
+    if condition.header is not None:
+        members += _header_tests(condition.header)
+    if condition.has_attachment is not None:
+        members.append(HasAttachment(condition.has_attachment))
+    if condition.language is not None:
+        members.append(Language(condition.language))
+    if condition.all_ is not None:
+        members.append(All(tuple(compile_condition(c) for c in condition.all_)))
+    if condition.any_ is not None:
+        members.append(Any_(tuple(compile_condition(c) for c in condition.any_)))
+    if condition.not_ is not None:
+        members.append(Not(compile_condition(condition.not_)))
+    return members[0] if len(members) == 1 else All(tuple(members))
+
+
+def _header_tests(header: HeaderTest) -> list[Matcher]:
+    label, field = f"header {header.name}", f"header:{header.name.lower()}"
+    return _field_tests(label, field, header) if header.tests() else [Present(label, field)]
+
+
+def _field_tests(label: str, field: str, test: TextTest) -> list[Matcher]:
+    found: list[Matcher] = []
+    if test.contains:
+        found.append(Contains(label, field, test.contains, compile_words(test.contains)))
+    if test.matches:
+        found.append(Matches(label, field, tuple(compile_pattern(p) for p in test.matches)))
+    if test.equals:
+        found.append(Equals(label, field, test.equals))
+    if isinstance(test, AddressTest) and test.domain:
+        found.append(Domain(label, field, test.domain))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Extractor:
+    """``extract: {name: regex}``: the first match in the subject, else in the body.
+
+    The value is the pattern's first named group, or the whole match when it has none.
+    """
+
+    name: str
+    pattern: Pattern
+    max_length: int = 200  # a field is an identifier, not a copy of the mail
+
+    def pull(self, text: MailText) -> str | None:
+        for _, value in text.encoded("text"):
+            found = self.pattern.search(value)
+            if found is not None and found[1]:
+                return found[1][: self.max_length]
+        return None

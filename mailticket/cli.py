@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -42,9 +43,14 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     try:
         settings = load_settings(config_path, environ=os.environ)
     except ConfigError as exc:
-        _fail(str(exc), EX_CONFIG)
+        _fail(str(exc), _config_exit(ctx.invoked_subcommand))
     configure_logging(settings.log.format, settings.log.level)
     ctx.obj = settings
+
+
+def _config_exit(command: str | None) -> int:
+    """An MTA bounces a mail on 78 (EX_CONFIG): for ``ingest`` a broken config is temporary."""
+    return EX_TEMPFAIL if command == "ingest" else EX_CONFIG
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -53,12 +59,14 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 @contextmanager
-def _core(settings: Settings, *, migrate: bool = True) -> Iterator[Core]:
+def _core(
+    settings: Settings, *, migrate: bool = True, config_exit: int = EX_CONFIG
+) -> Iterator[Core]:
     """Build the core; configuration and storage problems become one line and an exit code."""
     try:
         core = build_core(settings, migrate=migrate)
     except ConfigError as exc:
-        _fail(str(exc), EX_CONFIG)
+        _fail(str(exc), config_exit)
     except TemporaryFailure as exc:
         _fail(str(exc), EX_TEMPFAIL)
     try:
@@ -95,8 +103,14 @@ def serve(settings: Settings) -> None:
 def ingest(settings: Settings, file: Any) -> None:
     """Take one mail from FILE or stdin (for an MTA pipe). Exit 0 once stored, 75 to retry."""
     raw = file.read()
-    with _core(settings) as core:
-        result = core.intake.submit(raw, "pipe")
+    with _core(settings, config_exit=EX_TEMPFAIL) as core:
+        try:
+            result = core.intake.submit(raw, "pipe")
+        except TemporaryFailure:
+            raise
+        except Exception as exc:  # a bug: the MTA keeps the mail and retries, never bounces it
+            logging.getLogger(__name__).exception("ingest failed before the commit")
+            _fail(f"not stored, retry later: {exc!r}", EX_TEMPFAIL)
     click.echo(f"{result.outcome} {result.message_id} {_tag(settings, result.ticket)}".rstrip())
 
 
@@ -391,3 +405,26 @@ def status(settings: Settings, as_json: bool) -> None:
         for line in report.lines():
             click.echo(line)
     sys.exit(1 if report.problems else 0)
+
+
+@main.command()
+@click.option("--since", default="7d", show_default=True, help="how far back: 24h, 7d, 4w")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def report(settings: Settings, since: str, as_json: bool) -> None:
+    """Tickets opened and resolved, response times, SLA breaches, top tags and senders, backlog."""
+    from mailticket.report import build_report
+    from mailticket.report_text import render
+    from mailticket.units import parse_duration
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    with _core(settings) as core, store.core_transaction(core.engine) as connection:
+        now = core.clock()
+        result = build_report(connection, now - window, now)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        click.echo(render(result), nl=False)

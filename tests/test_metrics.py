@@ -1,0 +1,118 @@
+"""The Prometheus exporter over real HTTP, its gauges read from a real database."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
+
+from mailticket import metrics, store
+from mailticket.core import Core
+from mailticket.store import make_engine
+from tests.conftest import Clock, build_mail
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        assert response.status == 200
+        body = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def test_gauges_are_what_the_database_holds(core: Core, clock: Clock) -> None:
+    assert core.intake.submit(build_mail(), "smtp").outcome == "stored"  # ack + 2 agents
+    assert core.intake.submit(b"", "pipe").outcome == "quarantined"
+    clock.advance(hours=25)  # past the normal priority's 24 h first-response time
+    with metrics.start_metrics(0, "127.0.0.1", core.engine, core.clock) as server:
+        first = scrape(server.port)
+        with store.core_transaction(core.engine) as connection:
+            connection.execute(
+                update(store.OUTBOX).where(store.OUTBOX.c.id == 1).values(state="failed")
+            )
+        second = scrape(server.port)
+    assert value(first, "mailticket_database_up") == 1
+    assert [value(first, "mailticket_outbox_messages", state=s) for s in metrics.UNSENT] == [
+        3,
+        0,
+        0,
+    ]
+    assert value(first, "mailticket_quarantined_mails") == 1
+    assert value(first, "mailticket_overdue_tickets") == 1
+    assert [value(second, "mailticket_outbox_messages", state=s) for s in metrics.UNSENT] == [
+        2,
+        1,
+        0,
+    ]
+
+
+def test_counters_and_histogram_while_the_database_is_down() -> None:
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")  # nothing listens
+    with metrics.start_metrics(0, "127.0.0.1", engine) as server:
+        before = scrape(server.port)
+        metrics.observe_intake("smtp", "stored", 0.02, opened=True)
+        metrics.observe_intake("imap", "duplicate", 3.0, automatic=True)
+        metrics.observe_intake("pipe", "tempfail", 0.001)
+        for state, outcome in [
+            ("pending", "temporary"),
+            ("sent", "sent"),
+            ("pending", "uncertain"),
+            ("uncertain", "uncertain"),
+            ("failed", "permanent"),
+            ("failed", "temporary"),  # the last attempt
+        ]:
+            metrics.observe_delivery(state, outcome)
+        metrics.observe_rules_reload(False)
+        metrics.observe_reminder("escalation")
+        after = scrape(server.port)
+    engine.dispose()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - before.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value(after, "mailticket_database_up") == 0
+    assert ("mailticket_outbox_messages", (("state", "pending"),)) not in after
+    received = "mailticket_mails_received_total"
+    assert delta(received, source="smtp", outcome="stored") == 1
+    assert delta(received, source="imap", outcome="duplicate") == 1
+    assert delta(received, source="pipe", outcome="tempfail") == 1
+    assert delta(received, source="imap", outcome="stored") == 0
+    assert delta("mailticket_tickets_opened_total") == 1
+    assert delta("mailticket_mails_automatic_total", source="imap") == 1
+    assert delta("mailticket_mails_automatic_total", source="smtp") == 0
+    deliveries = {
+        r: delta("mailticket_outbound_deliveries_total", result=r) for r in metrics.DELIVERIES
+    }
+    assert deliveries == {"sent": 1, "retrying": 1, "uncertain": 2, "failed": 2}
+    assert delta("mailticket_rules_reloads_total", result="failed") == 1
+    assert delta("mailticket_rules_reloads_total", result="ok") == 0
+    assert delta("mailticket_reminders_sent_total", kind="escalation") == 1
+    latency = "mailticket_intake_seconds_bucket"
+    assert delta(latency, source="smtp", le="0.01") == 0
+    assert delta(latency, source="smtp", le="0.025") == 1
+    assert delta(latency, source="imap", le="2.5") == 0
+    assert delta(latency, source="imap", le="5.0") == 1
+    assert delta("mailticket_intake_seconds_count", source="smtp") == 1
+    assert delta("mailticket_intake_seconds_sum", source="smtp") == pytest.approx(0.02)
+
+
+def test_two_exporters_in_one_process_and_close_frees_the_port(core: Core) -> None:
+    first = metrics.start_metrics(0, "127.0.0.1", core.engine, core.clock)
+    with metrics.start_metrics(0, "127.0.0.1", core.engine, core.clock) as second:
+        assert value(scrape(first.port), "mailticket_database_up") == 1
+        assert value(scrape(second.port), "mailticket_database_up") == 1
+    first.close()
+    with pytest.raises(urllib.error.URLError):
+        scrape(first.port)

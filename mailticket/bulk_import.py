@@ -1,7 +1,8 @@
 """``mailticket import PATH``: every mail of an mbox file or a maildir through the intake.
 
-Re-running adds nothing (the intake deduplicates), so an interrupted import is resumed
-by running it again.
+Mails go in batches: one transaction (one commit) per ``BATCH`` mails, while the parser
+pool already parses the next batch. Re-running adds nothing (the intake deduplicates),
+so an interrupted import is resumed by running it again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from mailticket.intake import Intake
 
 Progress = Callable[[int], None]
+BATCH = 50
 
 
 def open_mailbox(path: Path) -> mailbox.Mailbox:
@@ -37,8 +39,8 @@ def import_mailbox(
     """Submit every mail; returns how many were stored, duplicate, quarantined, ignored."""
     box = open_mailbox(path)
     outcomes: Counter[str] = Counter()
-    for count, raw in enumerate(raw_mails(box), start=1):
-        outcomes[intake.submit(raw, "import", notify=notify).outcome] += 1
+    for results in intake.submit_stream(raw_mails(box), "import", notify=notify, batch=BATCH):
+        outcomes.update(result.outcome for result in results)
         if progress is not None:
-            progress(count)
+            progress(outcomes.total())
     return outcomes

@@ -74,7 +74,7 @@ def _core(
     except TemporaryFailure as exc:
         _fail(str(exc), EX_TEMPFAIL)
     finally:
-        core.engine.dispose()
+        core.close()
 
 
 def _print_json(data: Any) -> None:
@@ -87,11 +87,13 @@ def _print_json(data: Any) -> None:
 @main.command()
 @click.pass_obj
 def serve(settings: Settings) -> None:
-    """Run everything the config enables (SMTP listener, outbox worker)."""
+    """Run everything the config enables: SMTP listener, IMAP pollers, outbox, follow-up."""
     from mailticket.daemon import serve as run_daemon
+    from mailticket.sd_notify import Notifier
 
     with _core(settings) as core:
-        sys.exit(asyncio.run(run_daemon(core)))
+        notifier = Notifier.from_environ(os.environ)
+        sys.exit(asyncio.run(run_daemon(core, notifier=notifier)))
 
 
 # -- ways in ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from mailticket import store
 from mailticket.errors import ConfigError
 from mailticket.intake import Intake
 from mailticket.notices import Renderer, template_dirs
+from mailticket.parse_pool import ParsePool
 from mailticket.rules import RuleSet, default_rules, load_rules
 from mailticket.settings import Settings
 from mailticket.threads import MessageIdSigner
@@ -36,6 +37,7 @@ class RulesHolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.current: RuleSet = self._initial()
+        self.observers: list[Callable[[bool], None]] = []  # e.g. metrics: told each outcome
 
     def _initial(self) -> RuleSet:
         if not self.path.exists():
@@ -52,11 +54,17 @@ class RulesHolder:
             rules = load_rules(self.path)
         except ConfigError as exc:
             log.error("rules refused, keeping version %s: %s", self.current.version, exc)
+            self._tell(False)
             return False
         if rules.version != self.current.version:
             log.info("rules reloaded: version %s -> %s", self.current.version, rules.version)
         self.current = rules
+        self._tell(True)
         return True
+
+    def _tell(self, ok: bool) -> None:
+        for observer in self.observers:
+            observer(ok)
 
 
 @dataclass
@@ -69,6 +77,19 @@ class Core:
     signer: MessageIdSigner
     clock: Clock
     on_commit: list[Callable[[], None]] = field(default_factory=list)
+    parser: ParsePool | None = None
+
+    def close(self) -> None:
+        """Stop the parser processes and close the database connections."""
+        if self.parser is not None:
+            self.parser.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> Core:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def build_core(settings: Settings, *, clock: Clock = utcnow, migrate: bool = True) -> Core:
@@ -91,8 +112,15 @@ def build_core(settings: Settings, *, clock: Clock = utcnow, migrate: bool = Tru
         for callback in on_commit:
             callback()
 
-    intake = Intake(engine, settings, rules, renderer, signer, clock, on_commit=committed)
-    return Core(settings, engine, rules, renderer, intake, signer, clock, on_commit)
+    tickets = settings.tickets
+    parser = ParsePool(
+        max_attachment_size=tickets.max_attachment_size,
+        time_limit=tickets.max_processing_time.total_seconds(),
+    )
+    intake = Intake(
+        engine, settings, rules, renderer, signer, clock, on_commit=committed, parser=parser.submit
+    )
+    return Core(settings, engine, rules, renderer, intake, signer, clock, on_commit, parser)
 
 
 def _message_id_host(support_address: str) -> str:

@@ -1,7 +1,8 @@
 """``mailticket serve``: one event loop, one AsyncExitStack of listeners and workers.
 
 SIGTERM/SIGINT stop accepting, let in-flight mails commit, then exit 0.
-SIGHUP reloads rules (a bad edit keeps the last good rules).
+SIGHUP, or an edit of the rules file, reloads the rules (a bad edit keeps the last good).
+systemd hears READY=1 once listeners, pollers and the database are up, then watchdog pings.
 """
 
 from __future__ import annotations
@@ -11,15 +12,24 @@ import contextlib
 import logging
 import signal
 import ssl
-from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
+from mailticket import metrics
 from mailticket.core import Core
+from mailticket.errors import TemporaryFailure
+from mailticket.followup import FollowupSweep
+from mailticket.imap_inbox import run_imap_accounts
+from mailticket.intake import Result
 from mailticket.outbox import OutboxWorker
+from mailticket.rules_watch import watch_rules
+from mailticket.scheduler import run_sweeps
+from mailticket.sd_notify import Notifier, keep_alive
 from mailticket.settings import Settings
 from mailticket.smtp_inbox import InboxHandler, start_smtp
 from mailticket.transport import build_transport
+from mailticket.writer import Writer
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 30.0
@@ -29,18 +39,25 @@ Ready = Callable[[dict[str, int]], None]
 
 
 async def serve(
-    core: Core, *, stop: asyncio.Event | None = None, ready: Ready | None = None
+    core: Core,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: Ready | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` when given, e.g. by tests); returns the exit code."""
     settings = core.settings
+    notifier = notifier or Notifier()
+    core.rules.observers.append(metrics.observe_rules_reload)
     if stop is None:
         stop = asyncio.Event()
         _install_signals(stop, core)
     ports: dict[str, int] = {}
+    if core.parser is not None:  # the first mails must not wait for the workers to start
+        await asyncio.to_thread(core.parser.start)
     async with AsyncExitStack() as stack:
-        writer = _writer(core)
-        if writer is not None:
-            stack.callback(writer.shutdown)  # last out: after every mail has committed
+        writer = Writer(core.engine)
+        stack.callback(writer.shutdown)  # last out: after every mail has committed
         worker = OutboxWorker(
             core.engine, build_transport(settings.outbound), settings.outbound, core.clock, writer
         )
@@ -48,31 +65,78 @@ async def serve(
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
         stack.push_async_callback(_finish, worker_task)
         stack.callback(stop.set)  # unwinding for any reason stops the worker first
+        if settings.metrics.port is not None:
+            exporter = metrics.start_metrics(
+                settings.metrics.port, settings.metrics.host, core.engine, core.clock
+            )
+            stack.callback(exporter.close)
+            ports["metrics"] = exporter.port
         if settings.smtp.enabled:
             ports["smtp"] = await _start_listener(stack, core, writer)
+        if settings.imap:
+            imap = run_imap_accounts(
+                settings.imap,
+                submitter(core, writer, "imap"),
+                core.engine,
+                core.clock,
+                stop,
+                writer=writer,
+            )
+            stack.push_async_callback(_finish, asyncio.create_task(imap, name="imap"))
+        _background(stack, watch_rules(core.rules, stop), "rules-watch")
+        sweep = FollowupSweep(
+            core.engine,
+            settings.tickets,
+            core.rules,
+            core.renderer,
+            core.signer,
+            core.clock,
+            on_action=metrics.observe_reminder,
+        )
+        sweeps = run_sweeps(sweep.run, settings.scheduler.sweep_interval, stop, writer)
+        _background(stack, sweeps, "followup")
+        stack.callback(stop.set)  # unwinding for any reason stops pollers and sweeps first
         log.info("mailticket ready")
+        notifier.ready(", ".join(f"{name} {port}" for name, port in ports.items()))
+        _background(stack, keep_alive(notifier, stop), "watchdog")
         if ready is not None:
             ready(ports)
         await stop.wait()
+        notifier.stopping("finishing in-flight work")
         log.info("stopping: finishing in-flight work")
     return 0
 
 
-def _writer(core: Core) -> ThreadPoolExecutor | None:
-    """SQLite takes one writer at a time: queue writes on one thread instead of letting
-    threads wait on the file lock (its busy handler sleeps in steps of up to 100 ms)."""
-    if core.engine.dialect.name != "sqlite":
-        return None
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+def _background(stack: AsyncExitStack, work: Awaitable[None], name: str) -> None:
+    task: asyncio.Task[None] = asyncio.ensure_future(work)
+    task.set_name(name)
+    stack.push_async_callback(_finish, task)
 
 
-async def _start_listener(stack: AsyncExitStack, core: Core, writer: Executor | None) -> int:
+def submitter(
+    core: Core, writer: Writer, source: str
+) -> Callable[[bytes, bool], Awaitable[Result]]:
+    """``submit(raw, notify)`` for an edge: parse in the pool, commit through the writer."""
+
+    async def submit(raw: bytes, notify: bool = True) -> Result:
+        started = time.perf_counter()
+        try:
+            result = await core.intake.accept(raw, source, notify=notify, run=writer.submit_unit)
+        except TemporaryFailure:
+            metrics.observe_intake(source, "tempfail", time.perf_counter() - started)
+            raise
+        metrics.observe_intake(
+            source, result.outcome, time.perf_counter() - started, opened=result.detail == "new"
+        )
+        return result
+
+    return submit
+
+
+async def _start_listener(stack: AsyncExitStack, core: Core, writer: Writer) -> int:
     """Listen; on the way out, stop accepting first, then let in-flight mails commit."""
     smtp = core.settings.smtp
-    loop = asyncio.get_running_loop()
-
-    async def submit(raw: bytes) -> object:
-        return await loop.run_in_executor(writer, core.intake.submit, raw, "smtp")
+    submit = submitter(core, writer, "smtp")
 
     handler = InboxHandler(submit, smtp.accept, smtp.max_message_size)
     server = await start_smtp(
@@ -120,4 +184,4 @@ def _install_signals(stop: asyncio.Event, core: Core) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, core.rules.reload)
+    loop.add_signal_handler(signal.SIGHUP, core.rules.reload)  # observers count it

@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from mailticket import store, views
+from mailticket import imap_ledger, store, views
 from mailticket.core import Core
-from mailticket.models import Inbound, Outbox, Ticket
+from mailticket.models import Inbound, Outbox, PollerStatus, Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class PollerHealth:
+    """One ``[[imap]]`` account as its poller last recorded it."""
+
+    account: str
+    last_ok_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+    @property
+    def failing(self) -> bool:
+        """The last error is newer than the last successful poll."""
+        if self.last_error_at is None:
+            return False
+        return self.last_ok_at is None or self.last_error_at > self.last_ok_at
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "last_ok_at": views.iso(self.last_ok_at),
+            "last_error": self.last_error,
+            "last_error_at": views.iso(self.last_error_at),
+            "failing": self.failing,
+        }
+
+    def line(self) -> str:
+        ok = f"last ok {views.iso(self.last_ok_at) or 'never'}"
+        if not self.failing:
+            return f"{self.account}: {ok}"
+        since = views.iso(self.last_error_at)
+        return f"{self.account}: FAILING since {since}: {self.last_error}; {ok}"
 
 
 @dataclass
@@ -18,6 +52,7 @@ class Health:
     inbound: dict[str, int]
     overdue: int
     rules_version: str
+    imap: list[PollerHealth] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -28,6 +63,7 @@ class Health:
             "inbound": self.inbound,
             "overdue_tickets": self.overdue,
             "rules_version": self.rules_version,
+            "imap": [poller.as_dict() for poller in self.imap],
             "problems": self.problems,
         }
 
@@ -42,6 +78,7 @@ class Health:
             f"inbound    {fmt(self.inbound)}",
             f"outbox     {fmt(self.outbox)}",
         ]
+        lines += [f"imap       {poller.line()}" for poller in self.imap]
         lines += [f"PROBLEM    {p}" for p in self.problems] or ["ok"]
         return lines
 
@@ -56,6 +93,7 @@ def collect(core: Core) -> Health:
             inbound=views.counts(session, Inbound.state, Inbound),
             overdue=views.overdue(session, now),
             rules_version=core.rules.current.version,
+            imap=_pollers(core, imap_ledger.statuses(session)),
         )
     if health.outbox.get("failed") or health.outbox.get("uncertain"):
         health.problems.append("outgoing mail failed: see `mailticket outbox list`")
@@ -63,4 +101,19 @@ def collect(core: Core) -> Health:
         health.problems.append("quarantined mail: see `mailticket quarantine list`")
     if health.overdue:
         health.problems.append(f"{health.overdue} ticket(s) past their first-response time")
+    health.problems += [
+        f"IMAP {p.account}: {p.last_error} (since {views.iso(p.last_error_at)})"
+        for p in health.imap
+        if p.failing
+    ]
     return health
+
+
+def _pollers(core: Core, rows: dict[str, PollerStatus]) -> list[PollerHealth]:
+    """The configured accounts (a removed account's old error is no one's problem)."""
+    pollers = []
+    for account in core.settings.imap:
+        name = imap_ledger.account_name(account)
+        row = rows.get(name) or PollerStatus(account=name)
+        pollers.append(PollerHealth(name, row.last_ok_at, row.last_error, row.last_error_at))
+    return pollers

@@ -1,37 +1,51 @@
 """The one way in: raw bytes -> parse -> decide -> one transaction.
 
-Every entry point (SMTP, IMAP, ``ingest``, ``import``, quarantine replay) calls
-``Intake.submit``. It returns only after the commit, raises TemporaryFailure when the
-store is unavailable (nothing was committed), and never raises for a bad mail: that
-mail is stored raw as quarantined and the caller answers success.
+Every entry point (SMTP, IMAP, ``ingest``, ``import``, quarantine replay) goes through
+``Intake``. A mail is first parsed outside any transaction (in the parser pool, under
+``tickets.max_processing_time``); then its ``unit`` decides and writes it inside a
+transaction that several mails share (``submit_many``, ``import``, the daemon's writer
+thread: see ``batch.run_batch``): a mail that fails is undone alone and stored raw as
+quarantined, the others go on. A Result is handed out only after the commit;
+TemporaryFailure means the store was unavailable and nothing of that mail was
+committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
 
 from mailticket import store, tickets
-from mailticket.decision import Answer, Context, Decision, decide
-from mailticket.errors import ParseError, TemporaryFailure
+from mailticket.answers import Answers
+from mailticket.batch import Unit, run_batch
+from mailticket.decision import Context, Decision, decide
+from mailticket.errors import MailRejected, ParseError, TemporaryFailure
 from mailticket.mail import InboundMail, parse
-from mailticket.models import Inbound, Ticket
-from mailticket.notices import Envelope, Renderer
-from mailticket.outbox import enqueue
+from mailticket.models import Inbound
+from mailticket.notices import Renderer
+from mailticket.outbox import enqueue_many
 from mailticket.rules import RuleSet
+from mailticket.secret_scan import masked_mail
 from mailticket.settings import Settings
-from mailticket.threads import MessageIdSigner, with_tag
+from mailticket.threads import MessageIdSigner
+from mailticket.tickets import Identity, TicketState
 
 log = logging.getLogger(__name__)
 Outcome = Literal["stored", "duplicate", "quarantined", "ignored"]
+Parser = Callable[[bytes], "Future[InboundMail]"]  # ParseError / ProcessingTimeout inside
+RunUnit = Callable[[Unit["Result"]], "Future[Result]"]  # e.g. Writer.submit_unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,21 +54,20 @@ class Result:
     message_id: str
     ticket: int | None = None
     detail: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class TicketView:
-    """What templates see as ``ticket``."""
+class Arrival:
+    """A mail ready for the store: parsed, or the reason it could not be."""
 
-    number: int
-    tag: str
-    subject: str
-    status: str
-    priority: str
-    queue: str
-    requester: str
-    created_at: datetime
-    due_at: datetime | None
+    raw: bytes
+    source: str
+    notify: bool
+    at: datetime
+    mail: InboundMail | None
+    error: str = ""  # why the mail could not be parsed
+    replacing: int | None = None  # the quarantined row a replay replaces
 
 
 class Intake:
@@ -67,26 +80,83 @@ class Intake:
         signer: MessageIdSigner,
         clock: Callable[[], datetime],
         on_commit: Callable[[], None] = lambda: None,
+        *,
+        parser: Parser | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._rules = rules
-        self._renderer = renderer
         self._signer = signer
+        self._answers = Answers(settings.tickets, renderer, signer)
         self._clock = clock
         self._on_commit = on_commit
+        cap = settings.tickets.max_attachment_size
+        self._parser = parser or partial(_parse_here, max_attachment_size=cap)
+
+    # -- entry points -----------------------------------------------------------------
 
     def submit(self, raw: bytes, source: str, *, notify: bool = True) -> Result:
         """Store ``raw`` exactly once; returns after the commit."""
+        return self.submit_many([raw], source, notify=notify)[0]
+
+    def submit_many(
+        self, raws: Sequence[bytes], source: str, *, notify: bool = True
+    ) -> list[Result]:
+        """Parse the mails side by side, store them in one transaction (one commit)."""
+        return self._store_parsed([(raw, self._parser(raw)) for raw in raws], source, notify)
+
+    def submit_stream(
+        self, raws: Iterable[bytes], source: str, *, notify: bool = True, batch: int = 50
+    ) -> Iterator[list[Result]]:
+        """``submit_many`` over a long stream, a batch at a time; the parser pool works
+        on the next batch while this one is stored."""
+        waiting: deque[tuple[bytes, Future[InboundMail]]] = deque()
+        for raw in raws:
+            waiting.append((raw, self._parser(raw)))
+            if len(waiting) >= 2 * batch:
+                yield self._store_parsed([waiting.popleft() for _ in range(batch)], source, notify)
+        while waiting:
+            taken = min(batch, len(waiting))
+            yield self._store_parsed([waiting.popleft() for _ in range(taken)], source, notify)
+
+    def _store_parsed(
+        self, parsed: list[tuple[bytes, Future[InboundMail]]], source: str, notify: bool
+    ) -> list[Result]:
         now = self._clock()
-        try:
-            mail = parse(raw, max_attachment_size=self._settings.tickets.max_attachment_size)
-        except ParseError as exc:
-            return self._quarantine_unparsed(raw, source, now, f"unparseable: {exc}")
-        except Exception as exc:  # a parser bug must not lose the mail
-            log.exception("parser failed on a %d-byte mail", len(raw))
-            return self._quarantine_unparsed(raw, source, now, f"parser error: {exc!r}")
-        return self._submit_parsed(mail, source, now, notify=notify)
+        return self.store([self.arrival(raw, source, notify, p, now) for raw, p in parsed])
+
+    async def accept(self, raw: bytes, source: str, *, notify: bool, run: RunUnit) -> Result:
+        """``submit`` for the event loop (see ``submit_later``)."""
+        return await asyncio.wrap_future(self.submit_later(raw, source, notify=notify, run=run))
+
+    def submit_later(
+        self, raw: bytes, source: str, *, notify: bool = True, run: RunUnit
+    ) -> Future[Result]:
+        """Parse in the pool, then store through ``run`` (the daemon's writer, which
+        commits the mail with whatever else is waiting); resolves after the commit.
+
+        Nothing waits in between: the parse's completion hands the mail straight to the
+        writer, from the pool's own thread.
+        """
+        now = self._clock()
+        parsed = self._parser(raw)
+        finished: Future[Result] = Future()
+
+        def store(done: Future[InboundMail]) -> None:
+            try:
+                unit = self.unit(self.arrival(raw, source, notify, done, now))
+                run(unit).add_done_callback(settle)
+            except BaseException as exc:  # TemporaryFailure: the pool or the writer is gone
+                finished.set_exception(exc)
+
+        def settle(done: Future[Result]) -> None:
+            try:
+                finished.set_result(self.finish(done.result()))
+            except BaseException as exc:
+                finished.set_exception(exc)
+
+        parsed.add_done_callback(store)
+        return finished
 
     def replay(self, inbound_id: int) -> Result:
         """Run a quarantined mail through intake again (after a fix).
@@ -99,255 +169,196 @@ class Intake:
             if row is None or row.state != "quarantined":
                 raise LookupError(f"no quarantined mail with id {inbound_id}")
             raw, source = row.raw, row.source
-        now = self._clock()
-        try:
-            mail = parse(raw, max_attachment_size=self._settings.tickets.max_attachment_size)
-        except Exception as exc:
-            return self._requarantine(inbound_id, "", f"unparseable: {exc}")
-        return self._submit_parsed(mail, source, now, notify=True, replacing=inbound_id)
+        parsed = self._parser(raw)
+        arrival = self.arrival(raw, source, True, parsed, self._clock(), replacing=inbound_id)
+        return self.store([arrival])[0]
 
-    def _submit_parsed(
+    # -- the pieces: parse, arrival (its outcome), unit (in a transaction), finish --------
+
+    def parse(self, raw: bytes) -> Future[InboundMail]:
+        """Start parsing ``raw`` (in the pool, under the time bound)."""
+        return self._parser(raw)
+
+    def arrival(
         self,
-        mail: InboundMail,
+        raw: bytes,
         source: str,
+        notify: bool,
+        parsed: Future[InboundMail],
         now: datetime,
         *,
-        notify: bool,
         replacing: int | None = None,
-    ) -> Result:
-        ctx = Context(self._settings.tickets, self._rules(), self._signer, now, notify=notify)
+    ) -> Arrival:
+        """Wait for the parse; a mail it rejects is kept for quarantine with the reason."""
         try:
-            with store.transaction(self._engine) as session:
-                if replacing is not None:
-                    store.delete_inbound(session, replacing)
-                if store.inbound_exists(session, mail.dedupe_key):
-                    return Result("duplicate", mail.message_id, detail="seen before")
-                decision = decide(mail, tickets.SessionView(session), ctx)
-                result = self._apply(session, mail, decision, ctx, source)
+            mail = parsed.result()
         except TemporaryFailure:
             raise
-        except IntegrityError:
-            if self._already_stored(mail):
-                return Result("duplicate", mail.message_id, detail="stored concurrently")
-            log.exception("%s: integrity error", mail.message_id)
-            error = "integrity error while storing"
-            if replacing is not None:
-                return self._requarantine(replacing, mail.message_id, error)
-            return self._quarantine(mail, source, now, error)
-        except Exception as exc:
-            log.exception("%s: intake failed; quarantining", mail.message_id)
-            error = f"{type(exc).__name__}: {exc}"
-            if replacing is not None:
-                return self._requarantine(replacing, mail.message_id, error)
-            return self._quarantine(mail, source, now, error)
-        self._on_commit()
+        except ParseError as exc:
+            return Arrival(raw, source, notify, now, None, f"unparseable: {exc}", replacing)
+        except MailRejected as exc:
+            return Arrival(raw, source, notify, now, None, str(exc), replacing)
+        except Exception as exc:  # a parser bug must not lose the mail
+            log.exception("parser failed on a %d-byte mail", len(raw))
+            return Arrival(raw, source, notify, now, None, f"parser error: {exc!r}", replacing)
+        return Arrival(raw, source, notify, now, mail, replacing=replacing)
+
+    def store(self, arrivals: Sequence[Arrival]) -> list[Result]:
+        """Store the mails in one transaction; TemporaryFailure if any was not committed."""
+        outcomes = run_batch(self._engine, [self.unit(a) for a in arrivals])
+        results = [self.finish(done.result()) for done in outcomes if done.error is None]
+        failed = [done.error for done in outcomes if done.error is not None]
+        if failed:
+            raise failed[0]
+        return results
+
+    def unit(self, arrival: Arrival) -> Unit[Result]:
+        """The mail's work inside a shared transaction (see ``batch.run_batch``)."""
+        return Unit(partial(self._store, arrival), partial(self._failed, arrival))
+
+    def finish(self, result: Result) -> Result:
+        """After the commit: log the outcome, wake the outbox when something was stored."""
+        if result.outcome == "quarantined":
+            log.warning("%s quarantined: %s", result.message_id or "(unparsed)", result.detail)
+            return result
+        if result.outcome == "stored":
+            self._on_commit()
+        prefix = self._settings.tickets.prefix
         log.info(
             "%s [%s-%s] %s via %s: %s",
-            mail.message_id,
-            self._settings.tickets.prefix,
+            result.message_id,
+            prefix,
             result.ticket,
             result.outcome,
-            source,
+            result.source,
             result.detail,
         )
         return result
 
-    def _apply(
-        self, session: Session, mail: InboundMail, decision: Decision, ctx: Context, source: str
-    ) -> Result:
-        now = ctx.now
+    # -- inside the transaction ---------------------------------------------------------
+
+    def _store(self, arrival: Arrival, connection: Connection) -> Result:
+        mail = arrival.mail
+        if mail is None:
+            return self._quarantine(connection, arrival, arrival.error)
+        if arrival.replacing is not None:
+            store.delete_inbound(connection, arrival.replacing)
+        if store.inbound_exists(connection, mail.dedupe_key):
+            return Result("duplicate", mail.message_id, None, "seen before", arrival.source)
+        return self._apply(connection, arrival, mail)
+
+    def _failed(self, arrival: Arrival, connection: Connection, error: Exception) -> Result:
+        """``_store`` failed (and was undone): keep the mail raw with the reason."""
+        mail = arrival.mail
+        if isinstance(error, IntegrityError) and mail is not None:
+            if store.inbound_exists(connection, mail.dedupe_key):
+                return Result(
+                    "duplicate", mail.message_id, None, "stored concurrently", arrival.source
+                )
+            reason = "integrity error while storing"
+        else:
+            reason = f"{type(error).__name__}: {error}"
+        log.error("%s: intake failed; quarantining", _identity(arrival).message_id, exc_info=error)
+        return self._quarantine(connection, arrival, reason)
+
+    def _apply(self, connection: Connection, arrival: Arrival, mail: InboundMail) -> Result:
+        ctx = Context(
+            self._settings.tickets, self._rules(), self._signer, arrival.at, notify=arrival.notify
+        )
+        decision = decide(mail, tickets.SessionView(connection, lock=True), ctx)
+        now, source = ctx.now, arrival.source
         if decision.action == "ignore":
             why = "; ".join((decision.thread.evidence, *decision.notes))
             tickets.store_inbound(
-                session, mail, source, now, state="ignored", ticket_number=None, error=why
-            )
-            return Result("ignored", mail.message_id, detail=why)
-        ticket = self._target_ticket(session, mail, decision, ctx)
-        assert ticket.number is not None
-        inbound = tickets.store_inbound(
-            session, mail, source, now, state="processed", ticket_number=ticket.number
-        )
-        assert inbound.id is not None
-        tickets.add_message(session, ticket, mail, decision.kind, inbound.id, now)
-        self._log_decision(session, ticket.number, mail, decision, ctx, source)
-        if decision.action == "bounce":
-            self._record_bounce(session, ticket.number, mail, now)
-        if decision.status_change:
-            tickets.set_status(
-                session,
-                ticket,
-                decision.status_change,
+                connection,
+                tickets.identity(mail),
+                mail.raw,
+                source,
                 now,
-                f"{decision.kind} from {mail.from_addr}",
+                state="ignored",
+                ticket_number=None,
+                error=why,
             )
-        ticket.updated_at = now
-        session.add(ticket)
-        for answer in decision.answers:
-            self._send(session, ticket, mail, answer, now)
-        return Result("stored", mail.message_id, ticket.number, decision.action)
+            return Result("ignored", mail.message_id, None, why, source)
+        ticket = self._target_ticket(connection, mail, decision, ctx)
+        inbound_id = tickets.store_inbound(
+            connection,
+            tickets.identity(mail),
+            mail.raw,
+            source,
+            now,
+            state="processed",
+            ticket_number=ticket.number,
+        )
+        tickets.add_message(
+            connection, ticket.number, mail, decision.kind, inbound_id, now,
+            new_ticket=decision.action == "new",
+        )  # fmt: skip
+        events = tickets.decision_events(ticket.number, mail, decision, ctx, source)
+        if decision.action == "bounce":
+            block = self._settings.tickets.bounce_block
+            events.append(tickets.record_bounce(connection, ticket.number, mail, now, block))
+        if decision.action != "new":
+            if decision.status_change and decision.status_change != ticket.status:
+                why = f"{decision.kind} from {mail.from_addr}"
+                change = f"{ticket.status} -> {decision.status_change}: {why}"
+                events.append(tickets.event(ticket.number, "status", change, now))
+            ticket = tickets.touch(connection, ticket, decision.status_change, now, ctx.rules)
+        shown = masked_mail(mail) if decision.secrets else mail  # what agents may read
+        outgoing = [
+            self._answers.outgoing(ticket, shown, a, now, secret_warning=decision.secrets)
+            for a in decision.answers
+        ]
+        enqueue_many(connection, outgoing)
+        events += [tickets.queued_event(mail, now) for mail in outgoing]
+        tickets.add_events(connection, events)
+        return Result("stored", mail.message_id, ticket.number, decision.action, source)
 
     def _target_ticket(
-        self, session: Session, mail: InboundMail, decision: Decision, ctx: Context
-    ) -> Ticket:
+        self, connection: Connection, mail: InboundMail, decision: Decision, ctx: Context
+    ) -> TicketState:
         if decision.action == "new":
-            ticket = tickets.open_ticket(session, mail, decision, ctx.settings.prefix, ctx.now)
-            first_response = ctx.rules.first_response(ticket.priority)
-            ticket.due_at = ctx.now + first_response if first_response else None
-            return ticket
+            assert decision.routing is not None
+            due = ctx.rules.first_due(decision.routing.priority, ctx.now)
+            return tickets.open_ticket(
+                connection, mail, decision, ctx.settings.prefix, ctx.now, due, ctx.rules
+            )
         assert decision.ticket is not None
-        existing = session.get(Ticket, decision.ticket, with_for_update=True)
-        assert existing is not None
-        return existing
+        return tickets.locked_ticket(connection, decision.ticket)
 
-    def _log_decision(
-        self,
-        session: Session,
-        number: int,
-        mail: InboundMail,
-        decision: Decision,
-        ctx: Context,
-        source: str,
-    ) -> None:
-        def event(kind: str, detail: str, version: str | None = None) -> None:
-            tickets.log_event(
-                session,
-                number,
-                kind,
-                detail,
-                ctx.now,
-                message_id=mail.message_id,
-                rules_version=version,
-            )
-
-        sender = mail.from_addr or "unknown sender"
-        event("received", f"{decision.kind} from {sender} via {source}")
-        event("threaded", decision.thread.evidence)
-        if decision.verdict.automatic:
-            event("automatic", "; ".join(decision.verdict.reasons))
-        if decision.linked_to is not None:
-            event("linked", f"linked to {ctx.settings.prefix}-{decision.linked_to}")
-        if decision.routing is not None:
-            routing = decision.routing
-            event(
-                "routed",
-                f"queue {routing.queue}, priority {routing.priority}; "
-                f"matched: {', '.join(routing.matched)}",
-                ctx.rules.version,
-            )
-        for note in decision.notes:
-            event("note", note)
-
-    def _record_bounce(
-        self, session: Session, number: int, mail: InboundMail, now: datetime
-    ) -> None:
-        bounce = mail.bounce
-        recipients = bounce.recipients if bounce else ()
-        status = f"{bounce.action} {bounce.status}" if bounce else "failed"
-        tickets.log_event(
-            session,
-            number,
-            "delivery_failed",
-            f"{', '.join(recipients) or 'recipient'}: {status}",
-            now,
-            message_id=bounce.original_message_id if bounce else None,
-        )
-        until = now + self._settings.tickets.bounce_block
-        tickets.mark_undeliverable(session, recipients, until, f"{status} ({mail.message_id})")
-
-    def _send(
-        self, session: Session, ticket: Ticket, mail: InboundMail, answer: Answer, now: datetime
-    ) -> None:
-        assert ticket.number is not None
-        settings = self._settings.tickets
-        view = _ticket_view(ticket, settings.prefix)
-        context = {"ticket": view, "message": mail, "settings": settings}
-        rendered = self._renderer.render(answer.template, ticket.language, context)
-        rendered = replace(
-            rendered, subject=with_tag(rendered.subject, settings.prefix, ticket.number)
-        )
-        envelope = Envelope(
-            sender=settings.support_address,
-            to=answer.to,
-            cc=(),
-            message_id=self._signer.new(ticket.number),
-            in_reply_to=mail.message_id,
-            references=(*mail.references, mail.message_id),
-            auto_submitted="auto-replied" if answer.automatic else "auto-generated",
-            date=now,
-            reply_to=settings.support_address,
-        )
-        enqueue(
-            session,
-            ticket_number=ticket.number,
-            template=answer.template,
-            rendered=rendered,
-            envelope=envelope,
-        )
-        tickets.log_event(
-            session,
-            ticket.number,
-            "mail_queued",
-            f"{answer.template} to {answer.to}",
-            now,
-            message_id=envelope.message_id,
-        )
-
-    def _already_stored(self, mail: InboundMail) -> bool:
-        with store.transaction(self._engine) as session:
-            return store.inbound_exists(session, mail.dedupe_key)
-
-    def _quarantine(self, mail: InboundMail, source: str, now: datetime, error: str) -> Result:
-        try:
-            with store.transaction(self._engine) as session:
-                tickets.store_inbound(
-                    session, mail, source, now, state="quarantined", ticket_number=None, error=error
-                )
-        except IntegrityError:
-            return Result("duplicate", mail.message_id, detail="seen before")
-        log.warning("%s quarantined: %s", mail.message_id, error)
-        return Result("quarantined", mail.message_id, detail=error)
-
-    def _requarantine(self, inbound_id: int, message_id: str, error: str) -> Result:
-        """A replay failed again: the row stays quarantined with the new reason."""
-        with store.transaction(self._engine) as session:
-            row = session.get(Inbound, inbound_id)
-            if row is not None:
-                row.error = error
-                session.add(row)
-        log.warning("%s still quarantined: %s", message_id or f"inbound {inbound_id}", error)
-        return Result("quarantined", message_id, detail=error)
-
-    def _quarantine_unparsed(self, raw: bytes, source: str, now: datetime, error: str) -> Result:
-        digest = hashlib.sha256(raw).hexdigest()
-        row = Inbound(
-            dedupe_key=f"sha256:{digest}",
-            message_id="",
-            sha256=digest,
-            source=source,
-            received_at=now,
+    def _quarantine(self, connection: Connection, arrival: Arrival, error: str) -> Result:
+        """Keep the mail raw with the reason (a replay's row just gets the new reason)."""
+        found = _identity(arrival)
+        if arrival.replacing is not None:
+            store.set_inbound_error(connection, arrival.replacing, error)
+            return Result("quarantined", found.message_id, None, error, arrival.source)
+        if store.inbound_exists(connection, found.dedupe_key):
+            return Result("duplicate", found.message_id, None, "seen before", arrival.source)
+        tickets.store_inbound(
+            connection,
+            found,
+            arrival.raw,
+            arrival.source,
+            arrival.at,
             state="quarantined",
+            ticket_number=None,
             error=error,
-            raw=raw,
         )
-        try:
-            with store.transaction(self._engine) as session:
-                session.add(row)
-        except IntegrityError:
-            return Result("duplicate", "", detail="seen before")
-        log.warning("sha256:%s quarantined: %s", digest[:16], error)
-        return Result("quarantined", "", detail=error)
+        return Result("quarantined", found.message_id, None, error, arrival.source)
 
 
-def _ticket_view(ticket: Ticket, prefix: str) -> TicketView:
-    assert ticket.number is not None
-    return TicketView(
-        number=ticket.number,
-        tag=f"[{prefix}-{ticket.number}]",
-        subject=ticket.subject,
-        status=ticket.status,
-        priority=ticket.priority,
-        queue=ticket.queue,
-        requester=ticket.requester,
-        created_at=ticket.created_at,
-        due_at=ticket.due_at,
-    )
+def _parse_here(raw: bytes, *, max_attachment_size: int) -> Future[InboundMail]:
+    """Parse in the calling thread, without a time bound (for tests and tools)."""
+    parsed: Future[InboundMail] = Future()
+    try:
+        parsed.set_result(parse(raw, max_attachment_size=max_attachment_size))
+    except Exception as exc:
+        parsed.set_exception(exc)
+    return parsed
+
+
+def _identity(arrival: Arrival) -> Identity:
+    if arrival.mail is not None:
+        return tickets.identity(arrival.mail)
+    digest = hashlib.sha256(arrival.raw).hexdigest()
+    return Identity(f"sha256:{digest}", "", digest)

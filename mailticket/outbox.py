@@ -10,26 +10,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from mailticket import store
+from mailticket.batch import Unit
 from mailticket.errors import TemporaryFailure
-from mailticket.models import Event, Message, Outbox
+from mailticket.models import Outbox
 from mailticket.notices import Envelope, Rendered, compose
 from mailticket.settings import OutboundSettings
+from mailticket.store import EVENT, MESSAGE, OUTBOX
 from mailticket.transport import Delivery, Outcome, Transport
+from mailticket.writer import Writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH = 10
 MAX_BACKOFF = timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One mail to send: rendered, addressed, its Message-ID fixed."""
+
+    ticket_number: int | None
+    template: str
+    rendered: Rendered
+    envelope: Envelope
 
 
 def enqueue(
@@ -39,36 +54,56 @@ def enqueue(
     template: str,
     rendered: Rendered,
     envelope: Envelope,
-) -> Outbox:
+) -> None:
     """Add the mail to the outbox and to the ticket's conversation, in the caller's transaction."""
-    row = Outbox(
-        ticket_number=ticket_number,
-        template=template,
-        message_id=envelope.message_id,
-        sender=envelope.sender,
-        recipient=envelope.to,
-        extra_recipients=",".join(envelope.cc),
-        automatic=envelope.auto_submitted == "auto-replied",
-        raw=compose(rendered, envelope),
-        next_attempt_at=envelope.date,
-        created_at=envelope.date,
-    )
-    session.add(row)
-    if ticket_number is not None:
-        session.add(
-            Message(
-                ticket_number=ticket_number,
-                direction="out",
-                kind=template,
-                message_id=envelope.message_id,
-                from_addr=envelope.sender,
-                to_addrs=",".join((envelope.to, *envelope.cc)),
-                subject=rendered.subject,
-                date=envelope.date,
-                text=rendered.text,
-            )
-        )
-    return row
+    enqueue_many(session.connection(), [Outgoing(ticket_number, template, rendered, envelope)])
+
+
+def enqueue_many(connection: Connection, mails: Sequence[Outgoing]) -> None:
+    """``enqueue`` for several mails: one INSERT each for the outbox and the conversation."""
+    if not mails:
+        return
+    connection.execute(insert(OUTBOX), [_outbox_row(mail) for mail in mails])
+    conversation = [_message_row(mail) for mail in mails if mail.ticket_number is not None]
+    if conversation:
+        connection.execute(insert(MESSAGE), conversation)
+
+
+def _outbox_row(mail: Outgoing) -> dict[str, Any]:
+    envelope = mail.envelope
+    return {
+        "ticket_number": mail.ticket_number,
+        "template": mail.template,
+        "message_id": envelope.message_id,
+        "sender": envelope.sender,
+        "recipient": envelope.to,
+        "extra_recipients": ",".join(envelope.cc),
+        "automatic": envelope.auto_submitted == "auto-replied",
+        "raw": compose(mail.rendered, envelope),
+        "state": "pending",
+        "attempts": 0,
+        "uncertain": 0,
+        "next_attempt_at": envelope.date,
+        "created_at": envelope.date,
+    }
+
+
+def _message_row(mail: Outgoing) -> dict[str, Any]:
+    envelope = mail.envelope
+    return {
+        "ticket_number": mail.ticket_number,
+        "direction": "out",
+        "kind": mail.template,
+        "message_id": envelope.message_id,
+        "from_addr": envelope.sender,
+        "to_addrs": ",".join((envelope.to, *envelope.cc)),
+        "subject": mail.rendered.subject,
+        "date": envelope.date,
+        "text": mail.rendered.text,
+        "html": "",
+        "lossy": False,
+        "inbound_id": None,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +113,13 @@ class Claimed:
     recipients: tuple[str, ...]
     raw: bytes
     message_id: str
+    template: str
+    ticket_number: int | None
+    attempts: int  # counting this one
+    uncertain: int
+
+
+_UPDATE_ROW = update(OUTBOX).where(OUTBOX.c.id == bindparam("row"))
 
 
 class OutboxWorker:
@@ -126,14 +168,37 @@ class OutboxWorker:
                 task.cancel()
 
     async def deliver_due(self, limit: int = BATCH) -> int:
-        """Claim due rows, hand each to the transport, record each outcome. Returns the count."""
+        """Claim due rows, hand each to the transport, record each outcome. Returns the count.
+
+        With the daemon's writer, an outcome is committed with the next batch of mail
+        (group commit) while the next row is already being delivered: under a flood of
+        mail the worker waits for one batch per claim, not one per row.
+        """
         claimed = await self._in_thread(self.claim, limit)
+        recorded: list[tuple[Claimed, Delivery, asyncio.Future[str]]] = []
         for row in claimed:
             delivery = await self._transport.deliver(
                 key=str(row.id), sender=row.sender, recipients=row.recipients, message=row.raw
             )
-            await self._in_thread(self._record, row, delivery)
+            recorded.append((row, delivery, self._record_later(row, delivery)))
+            if not isinstance(self._executor, Writer):
+                await recorded[-1][2]  # one transaction at a time
+        for row, delivery, state in recorded:
+            log.info(
+                "outbox %s %s -> %s: %s",
+                row.message_id,
+                row.recipients,
+                await state,
+                delivery.detail,
+            )
         return len(claimed)
+
+    def _record_later(self, claimed: Claimed, delivery: Delivery) -> asyncio.Future[str]:
+        if isinstance(self._executor, Writer):
+            unit = Unit(partial(self._record_on, claimed, delivery), _reraise)
+            return asyncio.wrap_future(self._executor.submit_unit(unit))
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, self._record, claimed, delivery)
 
     def claim(self, limit: int) -> list[Claimed]:
         """Lease up to ``limit`` due rows to this worker (SKIP LOCKED on PostgreSQL)."""
@@ -149,48 +214,59 @@ class OutboxWorker:
                 session.add(row)
             return [_claimed(row) for row in rows]
 
-    def _record(self, claimed: Claimed, delivery: Delivery) -> None:
+    def _record(self, claimed: Claimed, delivery: Delivery) -> str:
+        """The outcome in a transaction of its own; returns the row's new state."""
+        with store.core_transaction(self._engine) as connection:
+            return self._record_on(claimed, delivery, connection)
+
+    def _record_on(self, claimed: Claimed, delivery: Delivery, connection: Connection) -> str:
+        """Write the outcome (in the writer's batch, or in ``_record``'s transaction)."""
         now = self._clock()
-        with store.transaction(self._engine) as session:
-            row = session.get(Outbox, claimed.id)
-            if row is None:
-                return
-            _apply_outcome(row, delivery, now, self._settings)
-            row.lease_until = None
-            session.add(row)
-            if row.state in ("failed", "uncertain") and row.ticket_number is not None:
-                session.add(_failure_event(row, delivery, now))
-        log.info(
-            "outbox %s %s -> %s: %s",
-            claimed.message_id,
-            claimed.recipients,
-            row.state,
-            delivery.detail,
-        )
+        values = _outcome(claimed, delivery, now, self._settings)
+        connection.execute(_UPDATE_ROW, {"row": claimed.id, **values})
+        state: str = values.get("state", "pending")
+        if state in ("failed", "uncertain") and claimed.ticket_number is not None:
+            connection.execute(insert(EVENT), _failure_event(claimed, state, delivery, now))
+        return state
+
+
+def _reraise(connection: Connection, error: Exception) -> str:
+    raise error
 
 
 def _claimed(row: Outbox) -> Claimed:
     extra = tuple(a for a in row.extra_recipients.split(",") if a)
     assert row.id is not None
-    return Claimed(row.id, row.sender, (row.recipient, *extra), row.raw, row.message_id)
+    return Claimed(
+        row.id, row.sender, (row.recipient, *extra), row.raw, row.message_id,
+        row.template, row.ticket_number, row.attempts, row.uncertain,
+    )  # fmt: skip
 
 
-def _apply_outcome(
-    row: Outbox, delivery: Delivery, now: datetime, settings: OutboundSettings
-) -> None:
-    row.last_error = None if delivery.outcome is Outcome.SENT else delivery.detail
+def _outcome(
+    claimed: Claimed, delivery: Delivery, now: datetime, settings: OutboundSettings
+) -> dict[str, Any]:
+    """The row's new values after this delivery (it is leased to us: nobody else writes it)."""
+    values: dict[str, Any] = {
+        "lease_until": None,
+        "last_error": None if delivery.outcome is Outcome.SENT else delivery.detail,
+    }
     if delivery.outcome is Outcome.SENT:
-        row.state, row.sent_at = "sent", now
+        values |= {"state": "sent", "sent_at": now}
     elif delivery.outcome is Outcome.PERMANENT:
-        row.state = "failed"
+        values["state"] = "failed"
     elif delivery.outcome is Outcome.UNCERTAIN:
-        row.uncertain += 1
-        row.state = "uncertain" if row.uncertain > 1 else "pending"
-        row.next_attempt_at = now + settings.retry_base
-    elif row.attempts >= settings.max_attempts:
-        row.state = "failed"
+        uncertain = claimed.uncertain + 1
+        values |= {
+            "uncertain": uncertain,
+            "state": "uncertain" if uncertain > 1 else "pending",
+            "next_attempt_at": now + settings.retry_base,
+        }
+    elif claimed.attempts >= settings.max_attempts:
+        values["state"] = "failed"
     else:
-        row.next_attempt_at = now + backoff(row.attempts, settings.retry_base)
+        values["next_attempt_at"] = now + backoff(claimed.attempts, settings.retry_base)
+    return values
 
 
 def backoff(attempts: int, base: timedelta) -> timedelta:
@@ -199,13 +275,16 @@ def backoff(attempts: int, base: timedelta) -> timedelta:
     return min(delay, MAX_BACKOFF)
 
 
-def _failure_event(row: Outbox, delivery: Delivery, now: datetime) -> Event:
-    assert row.ticket_number is not None
-    verb = "could not be confirmed" if row.state == "uncertain" else "failed"
-    return Event(
-        ticket_number=row.ticket_number,
-        at=now,
-        kind="delivery_failed" if row.state == "failed" else "delivery_uncertain",
-        detail=f"{row.template} to {row.recipient} {verb} after {row.attempts} attempt(s): {delivery.detail}",
-        message_id=row.message_id,
-    )
+def _failure_event(
+    claimed: Claimed, state: str, delivery: Delivery, now: datetime
+) -> dict[str, Any]:
+    verb = "could not be confirmed" if state == "uncertain" else "failed"
+    what = f"{claimed.template} to {claimed.recipients[0]}"
+    return {
+        "ticket_number": claimed.ticket_number,
+        "at": now,
+        "kind": "delivery_failed" if state == "failed" else "delivery_uncertain",
+        "detail": f"{what} {verb} after {claimed.attempts} attempt(s): {delivery.detail}",
+        "message_id": claimed.message_id,
+        "rules_version": None,
+    }

@@ -27,6 +27,7 @@ from mailticket.rule_match import Extractor, MailText, Matcher, compile_conditio
 from mailticket.rule_regex import compile_pattern
 from mailticket.rules_errors import Problem, pydantic_problems, shadow_problems
 from mailticket.rules_schema import Actions, DefaultsSpec, QueueSpec, Rule, RulesFile, context_of
+from mailticket.sla import Policy
 from mailticket.yamlsource import Located, load_file, load_located
 
 __all__ = [
@@ -139,6 +140,11 @@ class RuleSet:
     def first_response(self, priority: str) -> timedelta | None:
         spec = self.spec.priorities.get(priority)
         return spec.first_response if spec else None
+
+    def followup_policy(self, priority: str) -> Policy:
+        """What the follow-up state machine (``sla``) needs for a ticket of ``priority``."""
+        spec = self.spec
+        return Policy(spec.priorities.get(priority), spec.followup, spec.calendar)
 
     def first_due(self, priority: str, received: datetime) -> Due | None:
         """When the first response is due: ``first_response`` of the calendar's business time."""

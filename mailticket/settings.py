@@ -64,6 +64,16 @@ class ImapAccount(Section):
     idle: bool = True
     since: date | None = None
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ImapAccount:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("set one of password and password_file")
+        if self.processed_folder is not None and self.processed_folder == self.folder:
+            raise ValueError("processed_folder must differ from folder")
+        if self.ssl and self.starttls:
+            raise ValueError("starttls needs ssl = false (and usually port = 143)")
+        return self
+
 
 class OutboundSettings(Section):
     transport: Literal["maildir", "smtp"] = "maildir"
@@ -91,6 +101,7 @@ class TicketSettings(Section):
     secret: str | None = None
     bounce_block: Duration = timedelta(days=30)
     status_subjects: tuple[str, ...] = ("status", "my tickets", "我的工单", "工单状态")
+    max_processing_time: Duration = timedelta(seconds=60)  # parse a mail; past it: quarantined
 
 
 class AgentSettings(Section):
@@ -104,6 +115,7 @@ class SchedulerSettings(Section):
 
 class MetricsSettings(Section):
     port: int | None = None
+    host: str = "127.0.0.1"
 
 
 class LogSettings(Section):

@@ -1,6 +1,6 @@
 """The SMTP listener (aiosmtpd): check recipients, take DATA, submit, answer.
 
-The handler knows nothing of tickets: it is given ``submit(raw) -> awaitable`` and
+The handler knows nothing of tickets: it is given ``submit(raw, notify) -> awaitable`` and
 answers 250 only after that returns (the mail is committed), 451 when the store is down.
 """
 
@@ -24,7 +24,7 @@ STORAGE_DOWN = "451 4.3.0 Temporary failure: storage unavailable, try again late
 TOO_BIG = "552 5.3.4 Message too big for system"
 LOCAL_ERROR = "451 4.3.0 Temporary local error, try again later"
 
-Submit = Callable[[bytes], Awaitable[object]]
+Submit = Callable[[bytes, bool], Awaitable[object]]
 
 
 class InboxHandler:
@@ -48,7 +48,7 @@ class InboxHandler:
             return TOO_BIG
         self.in_flight += 1
         try:
-            await self._submit(raw)
+            await self._submit(raw, True)
         except TemporaryFailure as exc:
             log.warning("smtp: %s -> 451", exc)
             return STORAGE_DOWN

@@ -1,7 +1,8 @@
-"""The database: engine, sessions, migrations, and the named queries the use cases need.
+"""The database: engine, sessions, migrations, group commit, and the named queries.
 
 Every SQLAlchemy connection error is mapped to TemporaryFailure here, so entry points
-answer 451 / exit 75 without knowing SQLAlchemy.
+answer 451 / exit 75 without knowing SQLAlchemy; a lock conflict between daemons
+(PostgreSQL deadlock or serialization failure) is the subclass Conflict, worth retrying.
 """
 
 from __future__ import annotations
@@ -13,16 +14,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, or_, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlmodel import Session, col, create_engine, select
+from sqlalchemy import delete, event, func, or_, text, update
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from mailticket.errors import TemporaryFailure
-from mailticket.models import Inbound, Message, Outbox, Setting, Ticket, Undeliverable
+from mailticket.models import Outbox, Setting, Ticket
+
+_TABLES = SQLModel.metadata.tables  # Core handles for the hot path (no ORM unit of work)
+TICKET, PARTICIPANT, INBOUND = _TABLES["ticket"], _TABLES["participant"], _TABLES["inbound"]
+MESSAGE, ATTACHMENT, EVENT = _TABLES["message"], _TABLES["attachment"], _TABLES["event"]
+OUTBOX, UNDELIVERABLE = _TABLES["outbox"], _TABLES["undeliverable"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SCHEMA_HEAD = "0002"  # the newest migration; a test keeps it equal to Alembic's head
+SCHEMA_HEAD = "0003"  # the newest migration; a test keeps it equal to Alembic's head
 
 
 def make_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
@@ -81,14 +88,50 @@ def schema_version(engine: Engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+class Conflict(TemporaryFailure):
+    """The database undid our transaction to break a deadlock (or a serialization
+    failure): nothing was committed, and running it again is expected to succeed."""
+
+
+_CONFLICTS = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work; database outages surface as TemporaryFailure."""
+    with _mapped_errors(), Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+@contextmanager
+def core_transaction(engine: Engine) -> Iterator[Connection]:
+    """``transaction`` without the ORM, for the hot path (intake's batches)."""
+    with _mapped_errors(), engine.begin() as connection:
+        yield connection
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
     try:
-        with Session(engine, expire_on_commit=False) as session, session.begin():
-            yield session
-    except (OperationalError, InterfaceError) as exc:
+        yield
+    except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
+        if getattr(exc.orig, "sqlstate", None) in _CONFLICTS:
+            raise Conflict(f"lock conflict: {_first_line(exc)}") from exc
         raise TemporaryFailure(f"database unavailable: {_first_line(exc)}") from exc
+
+
+def connection_of(session: Session | Connection) -> Connection:
+    """The Core connection of a session's transaction (or the connection itself)."""
+    return session if isinstance(session, Connection) else session.connection()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """A connection, lock or server problem (as opposed to a bad statement or row)."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -111,44 +154,49 @@ def secret(engine: Engine, configured: str | None) -> bytes:
 # -- named queries ---------------------------------------------------------------------
 
 
-def inbound_exists(session: Session, dedupe_key: str) -> bool:
-    return (
-        session.exec(select(Inbound.id).where(Inbound.dedupe_key == dedupe_key)).first() is not None
-    )
+def inbound_exists(session: Session | Connection, dedupe_key: str) -> bool:
+    query = core_select(INBOUND.c.id).where(INBOUND.c.dedupe_key == dedupe_key)
+    return connection_of(session).execute(query).first() is not None
 
 
-def delete_inbound(session: Session, inbound_id: int) -> None:
-    row = session.get(Inbound, inbound_id)
-    if row is not None:
-        session.delete(row)
-        session.flush()
+def delete_inbound(session: Session | Connection, inbound_id: int) -> None:
+    connection_of(session).execute(delete(INBOUND).where(INBOUND.c.id == inbound_id))
 
 
-def ticket_for_message_ids(session: Session, message_ids: Sequence[str]) -> int | None:
+def set_inbound_error(session: Session | Connection, inbound_id: int, error: str) -> None:
+    query = update(INBOUND).where(INBOUND.c.id == inbound_id)
+    connection_of(session).execute(query, {"error": error})
+
+
+def ticket_for_message_ids(session: Session | Connection, message_ids: Sequence[str]) -> int | None:
     """The ticket of the newest stored message among ``message_ids`` (ours or theirs)."""
     if not message_ids:
         return None
     query = (
-        select(Message.ticket_number)
-        .where(col(Message.message_id).in_(list(message_ids)))
-        .order_by(col(Message.id).desc())
+        core_select(MESSAGE.c.ticket_number)
+        .where(MESSAGE.c.message_id.in_(list(message_ids)))
+        .order_by(MESSAGE.c.id.desc())
         .limit(1)
     )
-    return session.exec(query).first()
+    number: int | None = connection_of(session).execute(query).scalar()
+    return number
 
 
-def auto_replies_since(session: Session, recipient: str, since: datetime) -> int:
-    query = select(func.count()).where(
-        Outbox.recipient == recipient,
-        col(Outbox.automatic).is_(True),
-        Outbox.created_at >= since,
+def auto_replies_since(session: Session | Connection, recipient: str, since: datetime) -> int:
+    query = core_select(func.count()).where(
+        OUTBOX.c.recipient == recipient,
+        OUTBOX.c.automatic.is_(True),
+        OUTBOX.c.created_at >= since,
     )
-    return int(session.exec(query).one())
+    return int(connection_of(session).execute(query).scalar_one())
 
 
-def undeliverable_until(session: Session, address: str, now: datetime) -> datetime | None:
-    row = session.get(Undeliverable, address)
-    return row.until if row is not None and row.until > now else None
+def undeliverable_until(
+    session: Session | Connection, address: str, now: datetime
+) -> datetime | None:
+    query = core_select(UNDELIVERABLE.c.until).where(UNDELIVERABLE.c.address == address)
+    until: datetime | None = connection_of(session).execute(query).scalar()
+    return until if until is not None and until > now else None
 
 
 def due_outbox(session: Session, now: datetime, limit: int) -> Sequence[Outbox]:

@@ -50,7 +50,7 @@ def ticket_detail(
     return {
         **ticket_summary(ticket, prefix, raw=raw),
         "due_derivation": ticket.due_derivation or None,
-        "fields": {name: shown(value) for name, value in _fields(ticket.fields).items()},
+        "fields": _fields(ticket.fields),  # extracted from the masked mail: nothing to hide
         "messages": [_message(m, shown) for m in messages],
         "events": [_event(e) for e in events],
     }

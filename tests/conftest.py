@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -62,15 +63,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'mailticket.db'}"
         return
-    base: str = request.getfixturevalue("postgres_url")
+    with pg_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@contextmanager
+def pg_schema(base: str) -> Iterator[str]:
+    """A URL whose connections see only a new, empty schema (dropped afterwards)."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{base}?options=-csearch_path%3D{schema}"
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture
@@ -132,9 +141,8 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 @pytest.fixture
 def core(settings: Settings, clock: Clock) -> Iterator[Core]:
-    built = build_core(settings, clock=clock)
-    yield built
-    built.engine.dispose()
+    with build_core(settings, clock=clock) as built:
+        yield built
 
 
 def build_mail(

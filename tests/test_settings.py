@@ -28,7 +28,7 @@ def test_file_and_environment(tmp_path: Path) -> None:
     path = tmp_path / "mailticket.toml"
     path.write_text(
         '[smtp]\nport = 2600\naccept = ["a@x.org"]\n[tickets]\nreopen_window = "7d"\n'
-        '[[imap]]\nhost = "imap.x.org"\nusername = "u"\n',
+        '[[imap]]\nhost = "imap.x.org"\nusername = "u"\npassword = "p"\n',
         encoding="utf-8",
     )
     env = {"MAILTICKET_SMTP_PORT": "2700", "MAILTICKET_SMTP_ACCEPT": "a@x.org, b@x.org"}

@@ -1,0 +1,135 @@
+"""Parse mail in worker processes, each mail under a time bound.
+
+A mail that keeps its worker busy longer than ``tickets.max_processing_time`` (10,000
+MIME parts take seconds) has the worker killed and replaced, and comes back as
+ProcessingTimeout; a worker that dies (a crash in a C extension, the OOM killer) comes
+back as ParseError. Either way intake quarantines the mail raw and goes on. Parsing
+off the daemon's process also puts the second core to work while the first runs the
+SMTP sessions and the store.
+
+The daemon's workers are forked from a fork server that imported the parser once: a
+worker started later (after a kill) never inherits the daemon's threads or locks. A
+one-shot command (``ingest``: a process per mail) that is still single-threaded forks
+its workers directly, sparing the fork server's start (half a second).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import replace
+from functools import partial
+from multiprocessing.util import Finalize
+from typing import Any
+
+from pebble import ProcessExpired, ProcessPool
+
+from mailticket.errors import MailRejected, ParseError, TemporaryFailure
+from mailticket.mail import InboundMail, parse
+
+log = logging.getLogger(__name__)
+_WARM_UP = b"From: mailticket@localhost\r\nSubject: warm-up\r\n\r\nstarting\r\n"
+Parse = Callable[[bytes, int], InboundMail]
+
+
+class ProcessingTimeout(MailRejected):
+    """Parsing the mail took longer than ``tickets.max_processing_time``."""
+
+
+def parse_lean(raw: bytes, max_attachment_size: int) -> InboundMail:
+    """Parse in a worker; the raw bytes are not sent back (the caller has them)."""
+    return replace(parse(raw, max_attachment_size=max_attachment_size), raw=b"")
+
+
+class ParsePool:
+    """A pool of parser processes, started on first use; ``close`` stops it."""
+
+    def __init__(
+        self,
+        *,
+        max_attachment_size: int,
+        time_limit: float,
+        workers: int = 2,
+        function: Parse = parse_lean,  # a module-level function: workers import it by name
+    ) -> None:
+        self._cap = max_attachment_size
+        self._limit = time_limit
+        self._workers = workers
+        self._function = function
+        self._pool: ProcessPool | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, raw: bytes) -> Future[InboundMail]:
+        """The parsed mail, or ParseError / ProcessingTimeout / TemporaryFailure."""
+        parsed: Future[InboundMail] = Future()
+        try:
+            task = self._running().schedule(self._function, (raw, self._cap), timeout=self._limit)
+        except RuntimeError as exc:  # the pool broke down (and is replaced next time)
+            self._discard()
+            parsed.set_exception(TemporaryFailure(f"parser unavailable: {exc}"))
+            return parsed
+        task.add_done_callback(partial(_settle, parsed, raw, self._limit))
+        return parsed
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()  # type: ignore[no-untyped-call]
+            pool.join()
+
+    def start(self) -> None:
+        """Start the workers now rather than on the first mail (the daemon does)."""
+        self._running(long_running=True)
+        with contextlib.suppress(Exception):  # a failure here shows on the first mail
+            self.submit(_WARM_UP).result()
+
+    def _running(self, *, long_running: bool = False) -> ProcessPool:
+        with self._lock:
+            if self._pool is None or not self._pool.active:
+                context = _context(long_running or threading.active_count() > 1)
+                self._pool = ProcessPool(max_workers=self._workers, context=context)
+                # Stopped when this ParsePool goes away, and at exit before multiprocessing
+                # joins its children (the workers would otherwise keep the process alive).
+                Finalize(self, _stop, args=(self._pool,), exitpriority=10)
+            return self._pool
+
+    def _discard(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()  # type: ignore[no-untyped-call]
+
+
+def _stop(pool: ProcessPool) -> None:
+    pool.stop()  # type: ignore[no-untyped-call]
+    pool.join()
+
+
+def _context(server: bool) -> Any:
+    if not server:
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mailticket.parse_pool"])
+    return context
+
+
+def _settle(parsed: Future[InboundMail], raw: bytes, limit: float, task: Future[Any]) -> None:
+    """Translate the worker's outcome into intake's: a mail, or why it is quarantined."""
+    try:
+        mail = task.result()
+    except TimeoutError:
+        parsed.set_exception(ProcessingTimeout(f"processing took longer than {limit:g}s"))
+    except ProcessExpired as exc:
+        parsed.set_exception(ParseError(f"parser process died (exit code {exc.exitcode})"))
+    except MailRejected as exc:
+        parsed.set_exception(exc)
+    except Exception as exc:  # a parser bug must not lose the mail
+        log.error("parser failed on a %d-byte mail: %r", len(raw), exc)
+        parsed.set_exception(ParseError(f"parser error: {exc!r}"))
+    else:
+        parsed.set_result(replace(mail, raw=raw))

@@ -1,0 +1,104 @@
+"""Parsing in worker processes under tickets.max_processing_time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from mailticket.core import build_core
+from mailticket.errors import ParseError
+from mailticket.mail import InboundMail
+from mailticket.models import Inbound
+from mailticket.parse_pool import ParsePool, ProcessingTimeout
+from tests.conftest import Clock, build_mail, make_settings
+from tests.daemon_thread import DaemonThread
+
+
+def many_parts(count: int) -> bytes:
+    """A real pathological mail: thousands of attachments take the parser seconds."""
+    head = (
+        b"From: flood@customer.example\r\nTo: support@example.org\r\nSubject: parts\r\n"
+        b"Message-ID: <parts@customer.example>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n'
+    )
+    part = (
+        b'--B\r\nContent-Type: text/plain; name="a.txt"\r\n'
+        b'Content-Disposition: attachment; filename="a.txt"\r\n\r\nx\r\n'
+    )
+    return head + part * count + b"--B--\r\n"
+
+
+def die(raw: bytes, max_attachment_size: int) -> InboundMail:
+    """A parser that crashes its process (as a segfault in a C extension would)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+def test_a_mail_parses_in_a_worker_and_keeps_its_bytes() -> None:
+    pool = ParsePool(max_attachment_size=1024, time_limit=30)
+    try:
+        raw = build_mail(subject="Cannot log in")
+        mail = pool.submit(raw).result(30)
+        assert (mail.subject, mail.raw) == ("Cannot log in", raw)
+        with pytest.raises(ParseError, match="empty message"):
+            pool.submit(b"   ").result(30)
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_dies_is_replaced_and_its_mail_rejected() -> None:
+    dying = ParsePool(max_attachment_size=1024, time_limit=30, function=die)
+    try:
+        with pytest.raises(ParseError, match="parser process died"):
+            dying.submit(build_mail()).result(30)
+    finally:
+        dying.close()
+
+
+def test_a_mail_that_takes_too_long_is_quarantined_and_intake_goes_on(
+    tmp_path: Path, clock: Clock
+) -> None:
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", tickets={"max_processing_time": "0.5s"}
+    )
+    slow = many_parts(4000)  # about 2 s of parsing on an idle machine
+    finished: list[str] = []
+
+    def send(port: int, raw: bytes, name: str) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("a@customer.example", ["support@example.org"], raw)
+        finished.append(name)
+
+    with build_core(settings, clock=clock) as core, DaemonThread(core) as daemon:
+        port = daemon.ports["smtp"]
+        flood = threading.Thread(target=send, args=(port, slow, "slow"))
+        flood.start()
+        time.sleep(0.2)  # the slow mail is in a worker now
+        send(port, build_mail(subject="meanwhile", message_id="<meanwhile@c.example>"), "normal")
+        flood.join(30)
+        send(port, build_mail(subject="afterwards", message_id="<after@c.example>"), "after")
+        with Session(core.engine) as session:
+            rows = {row.message_id: row for row in session.exec(select(Inbound)).all()}
+    assert finished == ["normal", "slow", "after"]  # nobody waited for the slow mail
+    quarantined = [row for row in rows.values() if row.state == "quarantined"]
+    assert len(quarantined) == 1
+    assert quarantined[0].error == "processing took longer than 0.5s"
+    assert quarantined[0].raw == slow
+    assert rows["<meanwhile@c.example>"].state == "processed"
+    assert rows["<after@c.example>"].state == "processed"  # the killed worker was replaced
+
+
+def test_the_time_bound_is_reported_as_processing_timeout() -> None:
+    pool = ParsePool(max_attachment_size=1024, time_limit=0.3)
+    try:
+        with pytest.raises(ProcessingTimeout, match=r"longer than 0\.3s"):
+            pool.submit(many_parts(4000)).result(30)
+    finally:
+        pool.close()

@@ -29,6 +29,7 @@ async def run_sweeps(
     """Run ``sweep`` every ``interval`` (in ``executor``) until ``stop`` is set."""
     loop = asyncio.get_running_loop()
     failing = False
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per sweep
 
     async def job() -> None:
         nonlocal failing

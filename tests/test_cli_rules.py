@@ -128,7 +128,7 @@ def test_explain_a_mail_matching_several_rules_writes_nothing(shipped: Path) -> 
     assert lines[12].startswith("priority   high (first response 8h, due 20")
     assert lines[13].startswith("due        received ") and ", 8 hours → " in lines[13]
     assert lines[18:] == [
-        "answer     ack (en) to ops@desk.partner-exchange.example [automatic answer]",
+        "answer     ack_payment (en) to ops@desk.partner-exchange.example [automatic answer]",
         "answer     agent_new (en) to payments@example.com [notification]",
         "note       the database is empty: explained as an empty store",
     ]

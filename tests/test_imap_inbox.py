@@ -508,3 +508,19 @@ def test_database_down_leaves_the_mail_then_picks_it_up(
     warnings = [r for r in caplog.records if "database unavailable" in r.getMessage()]
     assert len([r for r in warnings if r.levelno == logging.WARNING]) == 1
     core.close()
+
+
+def test_serve_polls_the_configured_account(dovecot: Dovecot, tmp_path: Path, db_url: str) -> None:
+    """The daemon itself, configured with [[imap]]: mail in the box becomes a ticket."""
+    user = dovecot.new_user()
+    imap = account(dovecot, user)
+    settings = make_settings(tmp_path, db_url)
+    settings = settings.model_copy(update={"imap": (imap,)})
+    with build_core(settings) as core, DaemonThread(core):
+        wait_for(synced(core, imap), "the first sync")
+        dovecot.append(user, [build_mail(subject="Via the daemon", message_id="<d@c.example>")])
+        wait_for(lambda: count(core, Ticket) == 1, "the ticket", timeout=20)
+        wait_for(lambda: not dovecot.contents(user), "the move out of INBOX")
+        wait_for(lambda: count(core, Outbox) >= 1, "the acknowledgement")
+    with Session(core.engine) as session:
+        assert session.exec(select(Inbound.source)).all() == ["imap"]

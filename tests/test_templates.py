@@ -3,7 +3,7 @@ variables: the subject line, a key phrase, no variable left undefined (StrictUnd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ class SampleTicket:
     requester: str = "bob@example.org"
     created_at: datetime = OPENED
     due_at: datetime | None = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,12 @@ EXPECTED = {
         "opened ticket [MT-7]",
         "[MT-7] Cannot log in",
         "工单编号为 [MT-7]",
+    ),
+    "ack_payment": (
+        "[MT-7] Cannot log in",
+        "please reply with the transaction hash",
+        "[MT-7] Cannot log in",
+        "请回复本邮件并提供交易哈希",
     ),
     "agent_new": (
         "[MT-7] New ticket: Cannot log in",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,31 +21,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailticket import sla, store, tickets
+from mailticket.answers import TicketView, ticket_view
 from mailticket.models import Message, Ticket
 from mailticket.notices import Envelope, Renderer
 from mailticket.outbox import enqueue
 from mailticket.rules import RuleSet
-from mailticket.secret_scan import mask_secrets
 from mailticket.settings import TicketSettings
 from mailticket.threads import MessageIdSigner, with_tag
+from mailticket.tickets import TicketState
 
 log = logging.getLogger(__name__)
 BATCH = 100
-
-
-@dataclass(frozen=True, slots=True)
-class TicketView:
-    """What reminder templates see as ``ticket``."""
-
-    number: int
-    tag: str
-    subject: str
-    status: str
-    priority: str
-    queue: str
-    requester: str
-    created_at: datetime
-    due_at: datetime | None
 
 
 class FollowupSweep:
@@ -194,15 +180,10 @@ def _thread(session: Session, number: int) -> list[str]:
 
 
 def _view(ticket: Ticket, prefix: str) -> TicketView:
+    """The same ``ticket`` the intake's templates see (subject masked, fields included)."""
     assert ticket.number is not None
-    return TicketView(
-        number=ticket.number,
-        tag=f"[{prefix}-{ticket.number}]",
-        subject=mask_secrets(ticket.subject),
-        status=ticket.status,
-        priority=ticket.priority,
-        queue=ticket.queue,
-        requester=ticket.requester,
-        created_at=ticket.created_at,
-        due_at=ticket.due_at,
-    )
+    state = TicketState(
+        ticket.number, ticket.subject, ticket.status, ticket.priority, ticket.queue,
+        ticket.requester, ticket.language, ticket.created_at, ticket.due_at, ticket.fields,
+    )  # fmt: skip
+    return ticket_view(state, prefix)

@@ -67,7 +67,7 @@ class Proxy:
                 ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, downstream: bool) -> None:
-        try:
+        with contextlib.suppress(OSError):  # either side closing ends the pump
             while data := source.recv(65536):
                 if not downstream:
                     self.client_bytes += data
@@ -82,8 +82,6 @@ class Proxy:
                     sink.sendall(data[len(data) // 2 :])
                 else:
                     sink.sendall(data)
-        except OSError:
-            pass
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)

@@ -7,8 +7,10 @@ transaction that changes the ticket.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from mailticket.decision import Answer
 from mailticket.mail import InboundMail
@@ -52,11 +54,14 @@ class Answers:
         now: datetime,
         *,
         secret_warning: SecretReport = NO_SECRETS,
+        thread: Sequence[str] = (),
     ) -> Outgoing:
         """The mail ``answer`` asks for, on ``ticket``, in reply to ``mail`` (masked already).
 
-        ``secret_warning`` is true when the requester sent a private key or recovery
-        phrase: the acknowledgement tells them never to do that.
+        ``thread`` is what the recipient has seen of the ticket (``tickets.conversation``):
+        the mail answers the last of it, so each recipient's client shows one
+        conversation per ticket. ``secret_warning`` is true when the requester sent a
+        private key or recovery phrase: the acknowledgement tells them never to do that.
         """
         settings = self._settings
         context = {
@@ -64,23 +69,94 @@ class Answers:
             "message": mail,
             "settings": settings,
             "secret_warning": secret_warning,
+            "text": answer.text,
+            "errors": answer.errors,
         }
         rendered = self._renderer.render(answer.template, ticket.language, context)
         subject = with_tag(rendered.subject, settings.prefix, ticket.number)
+        if thread:
+            in_reply_to, references = thread[-1], tuple(thread)
+        else:
+            in_reply_to, references = mail.message_id, (*mail.references, mail.message_id)
+        envelope = Envelope(
+            sender=settings.support_address,
+            to=answer.to,
+            cc=answer.cc,
+            message_id=self._signer.new(ticket.number),
+            in_reply_to=in_reply_to,
+            references=references,
+            auto_submitted=_auto_submitted(answer),
+            date=now,
+            reply_to=self._reply_to(answer),
+        )
+        files = _relayed_files(mail) if answer.relayed else ()
+        return Outgoing(
+            ticket.number, answer.template, replace(rendered, subject=subject), envelope, files
+        )
+
+    def status_reply(
+        self, mail: InboundMail, answer: Answer, listing: Sequence[TicketState], now: datetime
+    ) -> Outgoing:
+        """The ``status`` answer: the sender's tickets, on no ticket."""
+        settings = self._settings
+        context: dict[str, Any] = {
+            "tickets": [_listed(t, settings.prefix) for t in listing],
+            "message": mail,
+            "settings": settings,
+        }
+        rendered = self._renderer.render(answer.template, mail.language, context)
         envelope = Envelope(
             sender=settings.support_address,
             to=answer.to,
             cc=(),
-            message_id=self._signer.new(ticket.number),
+            message_id=self._signer.new(0),
             in_reply_to=mail.message_id,
             references=(*mail.references, mail.message_id),
-            auto_submitted="auto-replied" if answer.automatic else "auto-generated",
+            auto_submitted=_auto_submitted(answer),
             date=now,
             reply_to=settings.support_address,
         )
-        return Outgoing(
-            ticket.number, answer.template, replace(rendered, subject=subject), envelope
-        )
+        return Outgoing(None, answer.template, rendered, envelope)
+
+    def _reply_to(self, answer: Answer) -> str:
+        """A reply to an internal note is a note too, when there is an address for notes."""
+        if answer.template == "agent_note" and self._settings.comment_address:
+            return self._settings.comment_address
+        return self._settings.support_address
+
+
+@dataclass(frozen=True, slots=True)
+class ListedTicket:
+    """A line of the ``status`` answer."""
+
+    number: int
+    tag: str
+    subject: str
+    status: str
+    updated_at: datetime
+
+
+def _listed(ticket: TicketState, prefix: str) -> ListedTicket:
+    updated = ticket.updated_at or ticket.created_at
+    return ListedTicket(
+        ticket.number, f"[{prefix}-{ticket.number}]", mask_secrets(ticket.subject),
+        ticket.status, updated,
+    )  # fmt: skip
+
+
+def _auto_submitted(answer: Answer) -> str | None:
+    """RFC 3834: an automatic answer is ``auto-replied``, a notification ``auto-generated``,
+    a person's words relayed carry none (the requester's own auto-responder may answer)."""
+    if answer.relayed:
+        return None
+    return "auto-replied" if answer.automatic else "auto-generated"
+
+
+def _relayed_files(mail: InboundMail) -> tuple[tuple[str, str, bytes], ...]:
+    """The files an agent attached, sent on with their words (those kept under the cap)."""
+    return tuple(
+        (a.filename, a.content_type, a.content) for a in mail.attachments if a.content is not None
+    )
 
 
 def ticket_view(ticket: TicketState, prefix: str) -> TicketView:

@@ -71,6 +71,8 @@ def _core(
         _fail(str(exc), EX_TEMPFAIL)
     try:
         yield core
+    except ConfigError as exc:  # found late, e.g. a DKIM key read when the transport is built
+        _fail(str(exc), config_exit)
     except TemporaryFailure as exc:
         _fail(str(exc), EX_TEMPFAIL)
     finally:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dkim.dnsplug import get_txt
 from sqlalchemy.engine import Engine
 
 from mailticket import store
+from mailticket.agent_auth import DnsLookup
 from mailticket.errors import ConfigError
 from mailticket.intake import Intake
 from mailticket.notices import Renderer, template_dirs
@@ -92,8 +94,16 @@ class Core:
         self.close()
 
 
-def build_core(settings: Settings, *, clock: Clock = utcnow, migrate: bool = True) -> Core:
-    """Open the store (migrating it), load rules and templates, wire the intake."""
+def build_core(
+    settings: Settings,
+    *,
+    clock: Clock = utcnow,
+    migrate: bool = True,
+    dns: DnsLookup = get_txt,
+) -> Core:
+    """Open the store (migrating it), load rules and templates, wire the intake.
+
+    ``dns`` answers DKIM key lookups (a test gives its own keys)."""
     engine = store.make_engine(
         settings.database.url, busy_timeout=settings.database.busy_timeout.total_seconds()
     )
@@ -118,7 +128,15 @@ def build_core(settings: Settings, *, clock: Clock = utcnow, migrate: bool = Tru
         time_limit=tickets.max_processing_time.total_seconds(),
     )
     intake = Intake(
-        engine, settings, rules, renderer, signer, clock, on_commit=committed, parser=parser.submit
+        engine,
+        settings,
+        rules,
+        renderer,
+        signer,
+        clock,
+        on_commit=committed,
+        parser=parser.submit,
+        dns=dns,
     )
     return Core(settings, engine, rules, renderer, intake, signer, clock, on_commit, parser)
 

@@ -47,6 +47,7 @@ async def serve(
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` when given, e.g. by tests); returns the exit code."""
     settings = core.settings
+    transport = build_transport(settings.outbound)  # a bad DKIM key: refuse before anything runs
     notifier = notifier or Notifier()
     core.rules.observers.append(metrics.observe_rules_reload)
     if stop is None:
@@ -58,9 +59,7 @@ async def serve(
     async with AsyncExitStack() as stack:
         writer = Writer(core.engine)
         stack.callback(writer.shutdown)  # last out: after every mail has committed
-        worker = OutboxWorker(
-            core.engine, build_transport(settings.outbound), settings.outbound, core.clock, writer
-        )
+        worker = OutboxWorker(core.engine, transport, settings.outbound, core.clock, writer)
         core.on_commit.append(lambda: _threadsafe_wake(worker))
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
         stack.push_async_callback(_finish, worker_task)

@@ -12,25 +12,30 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from mailticket import agent_auth
+from mailticket.agent_commands import Known, is_status_request
+from mailticket.decision_parts import NO_CHANGES, Answer, Changes, TicketFacts
 from mailticket.guard import Verdict, classify
 from mailticket.mail import InboundMail
+from mailticket.replies import Audience, Plan, agent_plan, requester_plan
 from mailticket.rules import Routing, RuleSet
 from mailticket.secret_scan import NO_SECRETS, SECRET_TAG, SecretReport, masked_mail, scan_mail
 from mailticket.settings import TicketSettings
-from mailticket.threads import MessageIdSigner, ThreadMatch, find_thread
+from mailticket.threads import MessageIdSigner, ThreadMatch, find_thread, mentioned_numbers
 
-REOPENABLE = frozenset({"pending", "resolved"})
+__all__ = [
+    "Answer",
+    "Changes",
+    "Context",
+    "Decision",
+    "StoreView",
+    "TicketFacts",
+    "agent_addresses",
+    "decide",
+]
+
 AUTO_REPLY_WINDOW = timedelta(hours=24)
-
-
-@dataclass(frozen=True, slots=True)
-class TicketFacts:
-    number: int
-    status: str
-    queue: str
-    requester: str
-    participants: frozenset[str]
-    closed_at: datetime | None
+MAX_MENTIONS = 5  # ticket numbers in a new mail's body looked up for a link
 
 
 class StoreView(Protocol):
@@ -38,18 +43,12 @@ class StoreView(Protocol):
 
     def ticket(self, number: int) -> TicketFacts | None: ...
     def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None: ...
+    def requester_of(self, number: int) -> str | None: ...
     def auto_replies_since(self, address: str, since: datetime) -> int: ...
     def undeliverable(self, address: str, now: datetime) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    template: str
-    to: str
-    automatic: bool
-
-
-Action = Literal["new", "append", "bounce", "ignore"]
+Action = Literal["new", "append", "bounce", "ignore", "status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +57,15 @@ class Decision:
     thread: ThreadMatch
     action: Action
     ticket: int | None  # the existing ticket for append / bounce
-    kind: str  # request, reply, agent, unverified, auto, bounce, ignored
+    kind: str  # request, reply, agent, note, commands, refused, unverified, auto, bounce, ignored, status
     linked_to: int | None = None
     routing: Routing | None = None
     status_change: str | None = None
     answers: tuple[Answer, ...] = ()
     notes: tuple[str, ...] = ()
     secrets: SecretReport = NO_SECRETS  # private keys / recovery phrases found (masked for agents)
+    changes: Changes = NO_CHANGES  # an agent's commands
+    authentication: str = ""  # how a mail from an agent's address was (or was not) trusted
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class Context:
     signer: MessageIdSigner
     now: datetime
     notify: bool = True  # False for bulk import without --notify, and for mail before `since`
+    require_agent_auth: bool = False  # agents.require_authenticated
+    agent_auth: agent_auth.Verdict | None = None  # checked before the transaction (DNS)
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -97,6 +100,8 @@ def _decide(mail: InboundMail, view: StoreView, ctx: Context) -> Decision:
     verdict = classify(mail, ctx.own_addresses)
     if verdict.is_bounce:
         return _bounce(mail, verdict, view, ctx)
+    if not verdict.automatic and _asks_for_status(mail, ctx):
+        return _status_request(mail, verdict, view, ctx)
     references = (*mail.references, *mail.in_reply_to)
     thread = find_thread(
         mail.subject,
@@ -113,6 +118,20 @@ def _decide(mail: InboundMail, view: StoreView, ctx: Context) -> Decision:
     if verdict.automatic and not _bulk_only(verdict):
         return Decision(verdict, thread, "ignore", None, "ignored", notes=verdict.reasons)
     return _new_ticket(mail, verdict, thread, view, ctx, linked_to=None)
+
+
+def _asks_for_status(mail: InboundMail, ctx: Context) -> bool:
+    settings = ctx.settings
+    return bool(mail.from_addr) and is_status_request(
+        mail.subject, settings.status_subjects, settings.prefix
+    )
+
+
+def _status_request(mail: InboundMail, verdict: Verdict, view: StoreView, ctx: Context) -> Decision:
+    """``status`` / ``我的工单``: the sender's tickets listed in a reply; no ticket opened."""
+    thread = ThreadMatch(None, "the subject asks for the sender's tickets: no ticket")
+    answers, notes = _allowed((Answer("status", mail.from_addr, automatic=True),), view, ctx)
+    return Decision(verdict, thread, "status", None, "status", answers=answers, notes=notes)
 
 
 def _bulk_only(verdict: Verdict) -> bool:
@@ -139,21 +158,121 @@ def _on_ticket(
     ctx: Context,
 ) -> Decision:
     sender = mail.from_addr
-    is_agent = sender in ctx.rules.agents_of(facts.queue)
+    is_agent, authentication = _agent_identity(mail, facts, ctx)
     if not is_agent and sender not in facts.participants:
-        return _foreign(mail, verdict, thread, facts, view, ctx)
-    if _closed_too_long(facts, ctx):
+        return replace(
+            _foreign(mail, verdict, thread, facts, view, ctx), authentication=authentication
+        )
+    if not is_agent and _closed_too_long(facts, ctx):
         note = f"ticket closed more than {ctx.settings.reopen_window} ago: new linked ticket"
         decision = _new_ticket(mail, verdict, thread, view, ctx, linked_to=facts.number)
         return _with_note(decision, note)
     if verdict.automatic:
         return Decision(verdict, thread, "append", facts.number, "auto", notes=verdict.reasons)
+    audience = _audience(facts, view, ctx)
     if is_agent:
-        return Decision(verdict, thread, "append", facts.number, "agent")
-    reopen = facts.status in REOPENABLE or facts.status == "closed"
+        plan = agent_plan(
+            mail.text,
+            sender,
+            facts,
+            _known(ctx.rules),
+            audience,
+            to_comment_address=_to_comment_address(mail, ctx),
+        )
+    else:
+        plan = requester_plan(mail.text, sender, facts, audience)
+    return _from_plan(plan, verdict, thread, facts, view, ctx, authentication)
+
+
+def _from_plan(
+    plan: Plan,
+    verdict: Verdict,
+    thread: ThreadMatch,
+    facts: TicketFacts,
+    view: StoreView,
+    ctx: Context,
+    authentication: str,
+) -> Decision:
+    answers, notes = _allowed(plan.answers, view, ctx)
     return Decision(
-        verdict, thread, "append", facts.number, "reply", status_change="open" if reopen else None
+        verdict,
+        thread,
+        "append",
+        facts.number,
+        plan.kind,
+        status_change=plan.status,
+        answers=answers,
+        notes=(*plan.notes, *notes),
+        changes=plan.changes,
+        authentication=authentication,
     )
+
+
+def agents_of_ticket(rules: RuleSet, facts: TicketFacts) -> frozenset[str]:
+    """Who writes to a ticket as an agent: its queue's agents, escalate_to, its assignee."""
+    queue = rules.queues.get(facts.queue)
+    lead = queue.escalate_to if queue is not None else None
+    found = {*rules.agents_of(facts.queue), lead or "", facts.assignee or ""}
+    return frozenset(address.lower() for address in found if address)
+
+
+def _agent_identity(mail: InboundMail, facts: TicketFacts, ctx: Context) -> tuple[bool, str]:
+    """Whether the mail speaks for an agent of the ticket, and how that was established."""
+    sender = mail.from_addr
+    if not sender or sender not in agents_of_ticket(ctx.rules, facts):
+        return False, ""
+    if sender == facts.requester:
+        return False, f"{sender} is this ticket's requester: treated as the requester"
+    if not ctx.require_agent_auth:
+        return True, "agent by From address (agents.require_authenticated is off)"
+    verdict = ctx.agent_auth
+    if verdict is not None and verdict.authenticated:
+        return True, f"agent authenticated: {verdict.method}"
+    method = verdict.method if verdict is not None else "not authenticated: not checked"
+    return False, f"From names agent {sender}, but {method}: not treated as an agent"
+
+
+def _audience(facts: TicketFacts, view: StoreView, ctx: Context) -> Audience:
+    rules = ctx.rules
+    agents = [facts.assignee] if facts.assignee else list(rules.agents_of(facts.queue))
+    return Audience(
+        agents=[a.lower() for a in agents],
+        colleagues=agent_addresses(rules),
+        own=ctx.own_addresses,
+        deliverable=lambda address: not view.undeliverable(address, ctx.now),
+    )
+
+
+def agent_addresses(rules: RuleSet) -> frozenset[str]:
+    """Every address that is an agent somewhere: the queues' agents and escalate_to."""
+    leads = {q.escalate_to.lower() for q in rules.queues.values() if q.escalate_to}
+    return rules.all_agents() | leads
+
+
+def _known(rules: RuleSet) -> Known:
+    return Known(list(rules.queues), list(rules.spec.priorities), agent_addresses(rules))
+
+
+def _to_comment_address(mail: InboundMail, ctx: Context) -> bool:
+    comment = (ctx.settings.comment_address or "").lower()
+    return bool(comment) and comment in {*mail.to, *mail.cc}
+
+
+def _allowed(
+    answers: Sequence[Answer], view: StoreView, ctx: Context
+) -> tuple[tuple[Answer, ...], tuple[str, ...]]:
+    """The answers the guards let through: no mail on a silent import, no automatic
+    answer to an address that bounced or has had its share for today."""
+    if not ctx.notify:
+        return (), ("no mail sent: silent intake (import/since)",) if answers else ()
+    kept, notes = [], []
+    for answer in answers:
+        forbidden = _automatic_forbidden(answer.to, view, ctx) if answer.automatic else None
+        if forbidden:
+            notes.append(f"no {answer.template} to {answer.to}: {forbidden}")
+        else:
+            kept.append(answer)
+    return tuple(kept), tuple(notes)
 
 
 def _foreign(
@@ -190,6 +309,9 @@ def _new_ticket(
 ) -> Decision:
     routing = ctx.rules.route(mail)
     answers, notes = _answers(mail, verdict, routing, view, ctx)
+    if linked_to is None:
+        linked_to, mention = _mentioned_ticket(mail, view, ctx)
+        notes = (*mention, *notes)
     return Decision(
         verdict,
         thread,
@@ -201,6 +323,19 @@ def _new_ticket(
         answers=answers,
         notes=notes,
     )
+
+
+def _mentioned_ticket(
+    mail: InboundMail, view: StoreView, ctx: Context
+) -> tuple[int | None, tuple[str, ...]]:
+    """A new mail that names one of the same requester's tickets in its body is linked to it."""
+    if not mail.from_addr:
+        return None, ()
+    for number in mentioned_numbers(mail.text, ctx.settings.prefix)[:MAX_MENTIONS]:
+        if view.requester_of(number) == mail.from_addr:
+            tag = f"{ctx.settings.prefix}-{number}"
+            return number, (f"the body mentions {tag} of the same requester: linked",)
+    return None, ()
 
 
 def _answers(
@@ -228,11 +363,15 @@ def _ack_forbidden(
         return "automatic mail (" + "; ".join(verdict.reasons) + ")"
     if routing.no_ack:
         return "no_ack rule"
-    if view.undeliverable(mail.from_addr, ctx.now):
-        return f"{mail.from_addr} bounced recently"
-    sent = view.auto_replies_since(mail.from_addr, ctx.now - AUTO_REPLY_WINDOW)
+    return _automatic_forbidden(mail.from_addr, view, ctx)
+
+
+def _automatic_forbidden(address: str, view: StoreView, ctx: Context) -> str | None:
+    if view.undeliverable(address, ctx.now):
+        return f"{address} bounced recently"
+    sent = view.auto_replies_since(address, ctx.now - AUTO_REPLY_WINDOW)
     if sent >= ctx.settings.max_auto_replies_per_sender:
-        return f"{sent} automatic answers to {mail.from_addr} in 24 h (cap)"
+        return f"{sent} automatic answers to {address} in 24 h (cap)"
     return None
 
 

@@ -23,14 +23,15 @@ from datetime import datetime
 from functools import partial
 from typing import Literal
 
+from dkim.dnsplug import get_txt
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from mailticket import store, tickets
+from mailticket import agent_auth, store, tickets
 from mailticket.answers import Answers
 from mailticket.batch import Unit, run_batch
-from mailticket.decision import Context, Decision, decide
+from mailticket.decision import Context, Decision, agent_addresses, decide
 from mailticket.errors import MailRejected, ParseError, TemporaryFailure
 from mailticket.mail import InboundMail, parse
 from mailticket.models import Inbound
@@ -68,6 +69,7 @@ class Arrival:
     mail: InboundMail | None
     error: str = ""  # why the mail could not be parsed
     replacing: int | None = None  # the quarantined row a replay replaces
+    agent_auth: agent_auth.Verdict | None = None  # a mail from an agent's address, checked
 
 
 class Intake:
@@ -82,6 +84,7 @@ class Intake:
         on_commit: Callable[[], None] = lambda: None,
         *,
         parser: Parser | None = None,
+        dns: agent_auth.DnsLookup = get_txt,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -92,6 +95,7 @@ class Intake:
         self._on_commit = on_commit
         cap = settings.tickets.max_attachment_size
         self._parser = parser or partial(_parse_here, max_attachment_size=cap)
+        self._dns = dns
 
     # -- entry points -----------------------------------------------------------------
 
@@ -201,7 +205,21 @@ class Intake:
         except Exception as exc:  # a parser bug must not lose the mail
             log.exception("parser failed on a %d-byte mail", len(raw))
             return Arrival(raw, source, notify, now, None, f"parser error: {exc!r}", replacing)
-        return Arrival(raw, source, notify, now, mail, replacing=replacing)
+        checked = self._authenticate(mail)
+        return Arrival(raw, source, notify, now, mail, replacing=replacing, agent_auth=checked)
+
+    def _authenticate(self, mail: InboundMail) -> agent_auth.Verdict | None:
+        """With ``agents.require_authenticated``, how a mail from an agent's address proves
+        it; checked here, before the transaction, because DKIM may ask DNS."""
+        settings = self._settings.agents
+        if not settings.require_authenticated:
+            return None
+        if not mail.from_addr or mail.from_addr not in agent_addresses(self._rules()):
+            return None
+        try:
+            return agent_auth.authenticate(mail, settings.trusted_authserv_id, self._dns)
+        except Exception as exc:  # a DNS or dkimpy failure is no proof
+            return agent_auth.Verdict(False, f"not authenticated: {type(exc).__name__}: {exc}")
 
     def store(self, arrivals: Sequence[Arrival]) -> list[Result]:
         """Store the mails in one transaction; TemporaryFailure if any was not committed."""
@@ -263,23 +281,18 @@ class Intake:
 
     def _apply(self, connection: Connection, arrival: Arrival, mail: InboundMail) -> Result:
         ctx = Context(
-            self._settings.tickets, self._rules(), self._signer, arrival.at, notify=arrival.notify
+            self._settings.tickets,
+            self._rules(),
+            self._signer,
+            arrival.at,
+            notify=arrival.notify,
+            require_agent_auth=self._settings.agents.require_authenticated,
+            agent_auth=arrival.agent_auth,
         )
         decision = decide(mail, tickets.SessionView(connection, lock=True), ctx)
         now, source = ctx.now, arrival.source
-        if decision.action == "ignore":
-            why = "; ".join((decision.thread.evidence, *decision.notes))
-            tickets.store_inbound(
-                connection,
-                tickets.identity(mail),
-                mail.raw,
-                source,
-                now,
-                state="ignored",
-                ticket_number=None,
-                error=why,
-            )
-            return Result("ignored", mail.message_id, None, why, source)
+        if decision.action in ("ignore", "status"):
+            return self._without_ticket(connection, arrival, mail, decision)
         ticket = self._target_ticket(connection, mail, decision, ctx)
         inbound_id = tickets.store_inbound(
             connection,
@@ -303,16 +316,52 @@ class Intake:
                 why = f"{decision.kind} from {mail.from_addr}"
                 change = f"{ticket.status} -> {decision.status_change}: {why}"
                 events.append(tickets.event(ticket.number, "status", change, now))
-            ticket = tickets.touch(connection, ticket, decision.status_change, now, ctx.rules)
+            ticket, changed = tickets.touch(
+                connection, ticket, decision.status_change, now, ctx.rules, decision.changes
+            )
+            events += changed
         shown = masked_mail(mail) if decision.secrets else mail  # what agents may read
         outgoing = [
-            self._answers.outgoing(ticket, shown, a, now, secret_warning=decision.secrets)
-            for a in decision.answers
+            self._answers.outgoing(
+                ticket,
+                shown,
+                answer,
+                now,
+                secret_warning=decision.secrets,
+                thread=tickets.conversation(connection, ticket.number, answer.to),
+            )
+            for answer in decision.answers
         ]
         enqueue_many(connection, outgoing)
         events += [tickets.queued_event(mail, now) for mail in outgoing]
         tickets.add_events(connection, events)
         return Result("stored", mail.message_id, ticket.number, decision.action, source)
+
+    def _without_ticket(
+        self, connection: Connection, arrival: Arrival, mail: InboundMail, decision: Decision
+    ) -> Result:
+        """A mail that opens no ticket: ignored (automatic, about nothing of ours), or a
+        status request, answered with the sender's tickets."""
+        why = "; ".join((decision.thread.evidence, *decision.notes))
+        state = "ignored" if decision.action == "ignore" else "processed"
+        tickets.store_inbound(
+            connection,
+            tickets.identity(mail),
+            mail.raw,
+            arrival.source,
+            arrival.at,
+            state=state,
+            ticket_number=None,
+            error=why,
+        )
+        if decision.action == "ignore":
+            return Result("ignored", mail.message_id, None, why, arrival.source)
+        listing = tickets.requester_tickets(connection, mail.from_addr)
+        enqueue_many(
+            connection,
+            [self._answers.status_reply(mail, a, listing, arrival.at) for a in decision.answers],
+        )
+        return Result("stored", mail.message_id, None, "status", arrival.source)
 
     def _target_ticket(
         self, connection: Connection, mail: InboundMail, decision: Decision, ctx: Context

@@ -18,7 +18,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr, getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,9 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def compose(rendered: Rendered, envelope: Envelope) -> bytes:
+def compose(
+    rendered: Rendered, envelope: Envelope, attachments: Sequence[tuple[str, str, bytes]] = ()
+) -> bytes:
     """The final bytes: every header is ours, none is copied from a requester's input.
 
     The header block is written here: every value is ours and made one line, so only a
@@ -114,6 +116,8 @@ def compose(rendered: Rendered, envelope: Envelope) -> bytes:
     body: Message = _text_part(rendered.text, "plain")
     if rendered.html is not None:
         body = MIMEMultipart("alternative", _subparts=[body, _text_part(rendered.html, "html")])
+    if attachments:
+        body = MIMEMultipart("mixed", _subparts=[body, *map(_file_part, attachments)])
     head = "".join(
         f"{name}: {_header_value(name, value)}\r\n" for name, value in _headers(rendered, envelope)
     )
@@ -163,9 +167,29 @@ def _text_part(text: str, subtype: str) -> Message:
     return part
 
 
+def _file_part(attachment: tuple[str, str, bytes]) -> Message:
+    """A relayed file: its type as declared (when it is one), its name RFC 2231-encoded."""
+    filename, content_type, data = attachment
+    maintype, _, subtype = content_type.partition("/")
+    if not (maintype.isalpha() and subtype and one_line(subtype) == subtype):
+        maintype, subtype = "application", "octet-stream"
+    part = MIMENonMultipart(maintype, subtype)
+    part["Content-Transfer-Encoding"] = "base64"
+    part.set_payload(base64.encodebytes(data).decode("ascii"))
+    name = one_line(filename) or "attachment"
+    param: str | tuple[str, str, str] = name if name.isascii() else ("utf-8", "", name)
+    part.add_header("Content-Disposition", "attachment", filename=param)
+    return part
+
+
+_ADDRESS_HEADERS = frozenset({"From", "To", "Cc", "Reply-To"})
+
+
 def _header_value(name: str, value: str) -> str:
     """One line as it is when short ASCII; else folded (and encoded words when not ASCII)."""
     clean = one_line(value)
+    if name in _ADDRESS_HEADERS and not clean.isascii():  # the address itself stays readable
+        clean = ", ".join(formataddr(pair, charset="utf-8") for pair in getaddresses([clean]))
     if clean.isascii() and len(name) + len(clean) < 76:
         return clean
     charset = "us-ascii" if clean.isascii() else "utf-8"

@@ -45,6 +45,7 @@ class Outgoing:
     template: str
     rendered: Rendered
     envelope: Envelope
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, bytes)
 
 
 def enqueue(
@@ -79,7 +80,7 @@ def _outbox_row(mail: Outgoing) -> dict[str, Any]:
         "recipient": envelope.to,
         "extra_recipients": ",".join(envelope.cc),
         "automatic": envelope.auto_submitted == "auto-replied",
-        "raw": compose(mail.rendered, envelope),
+        "raw": compose(mail.rendered, envelope, mail.attachments),
         "state": "pending",
         "attempts": 0,
         "uncertain": 0,

@@ -16,8 +16,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
-from mailticket import store, tickets
-from mailticket.decision import Context, Decision, StoreView, TicketFacts, decide
+from mailticket import agent_auth, store, tickets
+from mailticket.decision import (
+    Context,
+    Decision,
+    StoreView,
+    TicketFacts,
+    agent_addresses,
+    decide,
+)
 from mailticket.errors import ParseError, TemporaryFailure
 from mailticket.mail import InboundMail, parse
 from mailticket.models import Setting
@@ -36,6 +43,9 @@ class EmptyView:
         return None
 
     def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None:
+        return None
+
+    def requester_of(self, number: int) -> str | None:
         return None
 
     def auto_replies_since(self, address: str, since: datetime) -> int:
@@ -107,8 +117,22 @@ def _in_session(
     if secret is None:
         notes.append("no tickets.secret yet: no Message-ID can be verified as ours")
     signer = MessageIdSigner(secret or NO_SECRET, settings.tickets.prefix, "explain.invalid")
-    ctx = Context(settings.tickets, rules, signer, now)
+    ctx = Context(
+        settings.tickets,
+        rules,
+        signer,
+        now,
+        require_agent_auth=settings.agents.require_authenticated,
+        agent_auth=_agent_auth(settings, rules, mail),
+    )
     return Explained(mail, decide(mail, view, ctx), rules, now, tuple(notes))
+
+
+def _agent_auth(settings: Settings, rules: RuleSet, mail: InboundMail) -> agent_auth.Verdict | None:
+    """As intake checks it (DKIM may ask DNS)."""
+    if not settings.agents.require_authenticated or mail.from_addr not in agent_addresses(rules):
+        return None
+    return agent_auth.authenticate(mail, settings.agents.trusted_authserv_id)
 
 
 def as_dict(found: Explained, prefix: str) -> dict[str, Any]:
@@ -134,11 +158,14 @@ def as_dict(found: Explained, prefix: str) -> dict[str, Any]:
         "ticket": _tag(prefix, decision.ticket),
         "linked_to": _tag(prefix, decision.linked_to),
         "status_change": decision.status_change,
+        "changes": _changes(decision),
+        "authentication": decision.authentication,
         "routing": None if routing is None else _routing(routing, found),
         "answers": [
             {
                 "template": a.template,
                 "to": a.to,
+                "cc": list(a.cc),
                 "automatic": a.automatic,
                 "language": mail.language,
             }
@@ -146,6 +173,19 @@ def as_dict(found: Explained, prefix: str) -> dict[str, Any]:
         ],
         "notes": [*found.notes, *decision.notes],
     }
+
+
+def _changes(decision: Decision) -> dict[str, Any]:
+    """An agent's commands, as they would be applied."""
+    changes = decision.changes
+    found: dict[str, Any] = {
+        "assignee": changes.assignee,
+        "priority": changes.priority,
+        "queue": changes.queue,
+        "tags_added": list(changes.tags_added),
+        "tags_removed": list(changes.tags_removed),
+    }
+    return {key: value for key, value in found.items() if value}
 
 
 def _routing(routing: Any, found: Explained) -> dict[str, Any]:
@@ -187,6 +227,9 @@ def as_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"automatic  {'yes: ' + reasons if report['automatic'] else 'no'}")
     lines.append(f"thread     {report['thread']['evidence']}")
     lines.append(f"action     {_action(report)}")
+    if report["authentication"]:
+        lines.append(f"agent      {report['authentication']}")
+    lines += [f"change     {name} {value}" for name, value in report["changes"].items()]
     if report["routing"] is not None:
         lines += _routing_lines(report["routing"], report["rules_version"])
     for answer in report["answers"] or [{}]:
@@ -202,6 +245,8 @@ def _action(report: dict[str, Any]) -> str:
         return f"open a new ticket ({report['kind']}{linked})"
     if action == "ignore":
         return "ignore (stored as ignored, no ticket)"
+    if action == "status":
+        return "answer with the sender's tickets (no ticket)"
     change = f", status -> {report['status_change']}" if report["status_change"] else ""
     return f"{action} to {report['ticket']} as {report['kind']}{change}"
 

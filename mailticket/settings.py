@@ -5,6 +5,7 @@ Built once by ``load_settings`` and passed down; nothing else reads the environm
 
 from __future__ import annotations
 
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -75,6 +76,23 @@ class ImapAccount(Section):
         return self
 
 
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+def _dns_name(value: object) -> object:
+    """A DKIM selector or domain: ASCII (IDNA) labels, lower-cased, no trailing dot."""
+    if not isinstance(value, str):
+        return value
+    name = value.strip().lower().removesuffix(".")
+    if not _DNS_NAME.fullmatch(name):
+        raise ValueError(f"not a DNS name: {value!r}")
+    return name
+
+
+DnsName = Annotated[str, BeforeValidator(_dns_name)]
+
+
 class OutboundSettings(Section):
     transport: Literal["maildir", "smtp"] = "maildir"
     maildir: Path = Path("outbox")
@@ -86,6 +104,16 @@ class OutboundSettings(Section):
     timeout: Duration = timedelta(seconds=60)
     max_attempts: int = 8
     retry_base: Duration = timedelta(seconds=60)
+    dkim_selector: DnsName | None = None  # the key is at <selector>._domainkey.<dkim_domain>
+    dkim_domain: DnsName | None = None
+    dkim_key: Path | None = None  # read when the transport is built: see dkim_sign.py
+
+    @model_validator(mode="after")
+    def _dkim_all_or_none(self) -> OutboundSettings:
+        given = [self.dkim_selector, self.dkim_domain, self.dkim_key]
+        if None in given and any(value is not None for value in given):
+            raise ValueError("dkim_selector, dkim_domain and dkim_key must be set together")
+        return self
 
 
 class TicketSettings(Section):

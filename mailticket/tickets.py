@@ -19,6 +19,7 @@ from sqlmodel import Session
 from mailticket import sla, store
 from mailticket.business_calendar import Due
 from mailticket.decision import Context, Decision, TicketFacts
+from mailticket.decision_parts import NO_CHANGES, Changes
 from mailticket.mail import InboundMail
 from mailticket.outbox import Outgoing
 from mailticket.rules import RuleSet
@@ -42,6 +43,7 @@ class TicketState:
     created_at: datetime
     due_at: datetime | None
     fields: str = "{}"  # JSON of the values the rules extracted
+    updated_at: datetime | None = None
 
 
 class SessionView:
@@ -56,20 +58,36 @@ class SessionView:
         self._lock = lock
 
     def ticket(self, number: int) -> TicketFacts | None:
-        columns = (TICKET.c.status, TICKET.c.queue, TICKET.c.requester, TICKET.c.closed_at)
+        columns = (
+            TICKET.c.status,
+            TICKET.c.queue,
+            TICKET.c.requester,
+            TICKET.c.closed_at,
+            TICKET.c.assignee,
+            TICKET.c.priority,
+        )
         query = select(*columns).where(TICKET.c.number == number)
         connection = self._session
         row = connection.execute(query.with_for_update() if self._lock else query).first()
         if row is None:
             return None
+        found = participants(connection, number)
         return TicketFacts(
             number=number,
             status=row.status,
             queue=row.queue,
             requester=row.requester,
-            participants=frozenset(participants(connection, number)),
+            participants=frozenset(found),
             closed_at=row.closed_at,
+            assignee=row.assignee,
+            priority=row.priority,
+            cc=tuple(address for address in found if address != row.requester),
         )
+
+    def requester_of(self, number: int) -> str | None:
+        query = select(TICKET.c.requester).where(TICKET.c.number == number)
+        found: str | None = self._session.execute(query).scalar()
+        return found
 
     def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None:
         return store.ticket_for_message_ids(self._session, message_ids)
@@ -82,8 +100,35 @@ class SessionView:
 
 
 def participants(connection: Connection, number: int) -> list[str]:
-    query = select(PARTICIPANT.c.address).where(PARTICIPANT.c.ticket_number == number)
+    query = (
+        select(PARTICIPANT.c.address)
+        .where(PARTICIPANT.c.ticket_number == number)
+        .order_by(PARTICIPANT.c.address)
+    )
     return list(connection.execute(query).scalars())
+
+
+CONVERSATION_DEPTH = 20  # Message-IDs of a conversation that a mail references
+
+
+def conversation(connection: Connection, number: int, address: str) -> list[str]:
+    """The Message-IDs of what ``address`` has seen of the ticket, oldest first: the mails
+    it sent and those we sent it. A mail to it references these, so that its client shows
+    one conversation per ticket (its client never saw the mails between us and others)."""
+    query = (
+        select(MESSAGE.c.message_id, MESSAGE.c.direction, MESSAGE.c.from_addr, MESSAGE.c.to_addrs)
+        .where(MESSAGE.c.ticket_number == number)
+        .order_by(MESSAGE.c.id)
+    )
+    seen = []
+    for row in connection.execute(query):
+        if row.direction == "in":
+            mine = row.from_addr == address
+        else:
+            mine = address in (row.to_addrs or "").split(",")
+        if mine and row.message_id:
+            seen.append(row.message_id)
+    return seen[-CONVERSATION_DEPTH:]
 
 
 def open_ticket(
@@ -133,9 +178,27 @@ def locked_ticket(connection: Connection, number: int) -> TicketState:
     row = connection.execute(
         select(TICKET).where(TICKET.c.number == number).with_for_update()
     ).one()
+    return _state(row)
+
+
+STATUS_LISTING = 50  # tickets a ``status`` answer lists, most recently updated first
+
+
+def requester_tickets(connection: Connection, address: str) -> list[TicketState]:
+    """The tickets ``address`` opened, most recently updated first (for ``status``)."""
+    query = (
+        select(TICKET)
+        .where(TICKET.c.requester == address)
+        .order_by(TICKET.c.updated_at.desc(), TICKET.c.number.desc())
+        .limit(STATUS_LISTING)
+    )
+    return [_state(row) for row in connection.execute(query)]
+
+
+def _state(row: Any) -> TicketState:
     return TicketState(
-        number, row.subject, row.status, row.priority, row.queue, row.requester,
-        row.language, row.created_at, row.due_at, row.fields,
+        row.number, row.subject, row.status, row.priority, row.queue, row.requester,
+        row.language, row.created_at, row.due_at, row.fields, row.updated_at,
     )  # fmt: skip
 
 
@@ -285,6 +348,8 @@ def decision_events(
         row("received", f"{decision.kind} from {sender} via {source}"),
         row("threaded", decision.thread.evidence),
     ]
+    if decision.authentication:
+        rows.append(row("authenticated", decision.authentication))
     if decision.verdict.automatic:
         rows.append(row("automatic", "; ".join(decision.verdict.reasons)))
     if decision.linked_to is not None:
@@ -350,27 +415,96 @@ def touch(
     status: str | None,
     now: datetime,
     rules: RuleSet,
-) -> TicketState:
-    """Record activity on the ticket (``updated_at``) and a status change, if any.
+    changes: Changes = NO_CHANGES,
+) -> tuple[TicketState, list[dict[str, Any]]]:
+    """Record activity on the ticket (``updated_at``), a status change and an agent's
+    changes; returns the ticket as it is now and the log rows of the changes.
 
-    A status change moves the follow-up clock, so ``next_action_at`` is computed again.
+    A status change or an answer moves the follow-up clock, so ``next_action_at`` is
+    computed again; a new priority also moves the first-response due time (counted from
+    the ticket's creation, as if it had always had that priority).
     """
     values: dict[str, Any] = {"updated_at": now}
-    if status is not None and status != ticket.status:
-        values["status"] = status
-        if status == "closed":
-            values["closed_at"] = now
-        elif status == "resolved":
-            values["resolved_at"] = now
-        else:
-            values["closed_at"] = None
-        row = connection.execute(select(TICKET).where(TICKET.c.number == ticket.number)).one()
-        clock = replace(sla.TicketClock.from_row(row), status=status)
-        if "resolved_at" in values:
+    status = status if status != ticket.status else None
+    if status is None and not changes:
+        connection.execute(update(TICKET).where(TICKET.c.number == ticket.number), values)
+        return ticket, []
+    row = connection.execute(select(TICKET).where(TICKET.c.number == ticket.number)).one()
+    clock = sla.TicketClock.from_row(row)
+    if status is not None:
+        values.update(_status_values(status, now))
+        clock = replace(clock, status=status)
+        if status == "resolved":
             clock = replace(clock, resolved_at=now)
-        values["next_action_at"] = sla.next_due(clock, rules.followup_policy(row.priority))
+        if status == "pending":
+            clock = replace(clock, pending_since=now)
+    if changes.answered:
+        if row.first_response_at is None:
+            values["first_response_at"] = now
+            clock = replace(clock, first_response_at=now)
+        if clock.status == "pending":  # waiting on the requester again, from now
+            values["pending_since"] = now
+            clock = replace(clock, pending_since=now)
+    events = _changed(row, changes, values, now, rules)
+    if "due_at" in values:
+        clock = replace(clock, due_at=values["due_at"])
+    priority = values.get("priority", row.priority)
+    values["next_action_at"] = sla.next_due(clock, rules.followup_policy(priority))
     connection.execute(update(TICKET).where(TICKET.c.number == ticket.number), values)
-    return replace(ticket, status=values["status"]) if "status" in values else ticket
+    after = replace(
+        ticket,
+        status=values.get("status", ticket.status),
+        priority=priority,
+        queue=values.get("queue", ticket.queue),
+        due_at=values.get("due_at", ticket.due_at),
+    )
+    return after, events
+
+
+def _status_values(status: str, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": status}
+    if status == "closed":
+        values["closed_at"] = now
+    else:
+        values["closed_at"] = None
+    if status == "resolved":
+        values["resolved_at"] = now
+    if status == "pending":
+        values["pending_since"] = now
+    return values
+
+
+def _changed(
+    row: Any, changes: Changes, values: dict[str, Any], now: datetime, rules: RuleSet
+) -> list[dict[str, Any]]:
+    """Write an agent's changes into ``values``; one log row each."""
+    number = row.number
+    events = []
+    if changes.assignee is not None and changes.assignee != row.assignee:
+        values["assignee"] = changes.assignee
+        detail = f"{row.assignee or 'nobody'} -> {changes.assignee}"
+        events.append(event(number, "assigned", detail, now))
+    if changes.queue is not None and changes.queue != row.queue:
+        values["queue"] = changes.queue
+        events.append(event(number, "queue", f"{row.queue} -> {changes.queue}", now))
+    if changes.priority is not None and changes.priority != row.priority:
+        values["priority"] = changes.priority
+        due = rules.first_due(changes.priority, row.created_at)
+        values["due_at"] = due.at if due else None
+        values["due_derivation"] = due.derivation if due else ""
+        when = f"first response due {due.derivation}" if due else "no first-response time"
+        detail = f"{row.priority} -> {changes.priority}; {when}"
+        events.append(event(number, "priority", detail, now))
+    tags = row.tags.split()
+    wanted = [
+        t for t in dict.fromkeys((*tags, *changes.tags_added)) if t not in changes.tags_removed
+    ]
+    if wanted != tags:
+        values["tags"] = " ".join(wanted)
+        added = [f"+{t}" for t in wanted if t not in tags]
+        removed = [f"-{t}" for t in tags if t not in wanted]
+        events.append(event(number, "tags", " ".join((*added, *removed)), now))
+    return events
 
 
 def mark_undeliverable(

@@ -160,7 +160,11 @@ def test_explain_json_follows_the_thread_and_shows_fields(tmp_path: Path, db_url
     assert report["thread"] == {"ticket": 1, "evidence": report["thread"]["evidence"]}
     assert "MT-1" in report["thread"]["evidence"]
     assert (report["action"], report["kind"], report["ticket"]) == ("append", "reply", "MT-1")
-    assert report["routing"] is None and report["answers"] == []
+    assert report["routing"] is None
+    # the requester's reply is told to the queue's agents, nothing to the requester
+    assert [(a["template"], a["to"]) for a in report["answers"]] == [
+        ("agent_update", "payments@example.com")
+    ]
     assert _counts(db_url) == before and before["ticket"] == 1  # nothing written
 
     duplicate = json.loads(run(shipped, "explain", "--json", "-", stdin=first).stdout)

@@ -1,0 +1,147 @@
+"""What a mail on an existing ticket asks for, by who wrote it (pure).
+
+An agent's mail is a public reply (relayed to the requester and the Cc participants), an
+internal note (``#note`` first, or sent to ``tickets.comment_address``: to the other
+agents only), or only commands; its commands are applied all or none, and a refused one
+answers the agent with ``agent_error`` and changes nothing. A requester's mail reopens a
+``pending``/``resolved`` ticket, or closes it when its first line is ``#close``; either way
+the agents hear of it (``agent_update``). Only the words the sender wrote in this mail are
+carried on: quoted history and our own notification's text are cut (``reply_text``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+
+from mailticket.agent_commands import (
+    Assign,
+    Command,
+    CommandErrors,
+    Known,
+    SetPriority,
+    SetQueue,
+    SetStatus,
+    Tag,
+    Untag,
+    read_agent_mail,
+    requester_closes,
+)
+from mailticket.decision_parts import NO_CHANGES, Answer, Changes, TicketFacts
+from mailticket.reply_text import new_text
+
+REOPENABLE = frozenset({"pending", "resolved", "closed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    kind: str  # agent (public reply), note, commands, refused, reply
+    status: str | None  # the new status, None: unchanged
+    changes: Changes = NO_CHANGES
+    answers: tuple[Answer, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who may hear of a ticket's mail: the agents, and the addresses mail must not go to."""
+
+    agents: Sequence[str]  # the ticket's assignee, else its queue's agents
+    colleagues: Collection[str]  # every agent of any queue: never a relay's Cc
+    own: Collection[str]  # our own addresses
+    deliverable: Callable[[str], bool]  # not blocked by a recent bounce
+
+
+def agent_plan(
+    text: str,
+    sender: str,
+    facts: TicketFacts,
+    known: Known,
+    audience: Audience,
+    *,
+    to_comment_address: bool,
+) -> Plan:
+    """An agent's mail: relay, note or commands; ``text`` is the mail's whole text."""
+    read = read_agent_mail(new_text(text), sender, known)
+    if isinstance(read, CommandErrors):
+        error = Answer("agent_error", sender, automatic=True, errors=read.errors)
+        return Plan("refused", None, answers=(error,), notes=("commands refused: nothing changed",))
+    status, changes = _commands(read.commands, facts)
+    note = read.note or to_comment_address
+    answers: list[Answer] = []
+    if read.commands_only:
+        kind = "commands"
+    elif note:
+        kind = "note"
+        answers += [
+            Answer("agent_note", agent, automatic=False, text=read.text)
+            for agent in _others(audience.agents, sender, audience)
+        ]
+    else:
+        kind = "agent"
+        status = status or "pending"
+        changes = _with(changes, answered=True)
+        relay = _relay(read.text, sender, facts, audience)
+        answers += [relay] if relay else []
+    if status is None and facts.status == "new":
+        status = "open"  # an agent took it (assigned, noted, commanded)
+    if status == facts.status:
+        status = None
+    if status == "resolved" and audience.deliverable(facts.requester):
+        answers.append(Answer("resolved", facts.requester, automatic=True))
+    notes = () if answers or kind != "agent" else ("nobody to relay the reply to",)
+    return Plan(kind, status, changes, tuple(answers), notes)
+
+
+def requester_plan(text: str, sender: str, facts: TicketFacts, audience: Audience) -> Plan:
+    """A requester's (or Cc participant's) reply: reopen, or ``#close`` by the requester."""
+    written = new_text(text)
+    if requester_closes(written, sender, facts.requester):
+        status: str | None = "closed"
+    else:
+        status = "open" if facts.status in REOPENABLE else None
+    if status == facts.status:
+        status = None
+    update = [
+        Answer("agent_update", agent, automatic=False, text=written)
+        for agent in _others(audience.agents, sender, audience)
+    ]
+    return Plan("reply", status, answers=tuple(update))
+
+
+def _commands(commands: Sequence[Command], facts: TicketFacts) -> tuple[str | None, Changes]:
+    status: str | None = None
+    changes = NO_CHANGES
+    for command in commands:
+        match command:
+            case SetStatus(status=wanted):
+                status = wanted
+            case Assign(agent=agent) if agent != (facts.assignee or "").lower():
+                changes = _with(changes, assignee=agent)
+            case SetPriority(priority=priority) if priority != facts.priority:
+                changes = _with(changes, priority=priority)
+            case SetQueue(queue=queue) if queue != facts.queue:
+                changes = _with(changes, queue=queue)
+            case Tag(words=words):
+                changes = _with(changes, tags_added=(*changes.tags_added, *words))
+            case Untag(words=words):
+                changes = _with(changes, tags_removed=(*changes.tags_removed, *words))
+    return status, changes
+
+
+def _with(changes: Changes, **values: object) -> Changes:
+    return replace(changes, **values)  # type: ignore[arg-type]
+
+
+def _relay(text: str, sender: str, facts: TicketFacts, audience: Audience) -> Answer | None:
+    """The agent's words to the requester, the other participants in Cc."""
+    excluded = {sender.lower(), *audience.colleagues, *audience.own}
+    if not facts.requester or facts.requester in excluded:
+        return None
+    cc = tuple(address for address in facts.cc if address not in excluded)
+    return Answer("agent_reply", facts.requester, automatic=False, cc=cc, text=text, relayed=True)
+
+
+def _others(agents: Sequence[str], sender: str, audience: Audience) -> list[str]:
+    own = {sender.lower(), *audience.own}
+    return [a for a in dict.fromkeys(agents) if a not in own and audience.deliverable(a)]

@@ -141,7 +141,8 @@ class FollowupSweep:
             "reason": reason,
         }
         rendered = self._renderer.render(template, ticket.language, context)
-        thread = _thread(session, ticket.number)
+        thread = tickets.conversation(session.connection(), ticket.number, recipient)
+        thread = thread or _thread(session, ticket.number)  # never wrote to them: the ticket's
         rendered = replace(rendered, subject=with_tag(rendered.subject, prefix, ticket.number))
         envelope = Envelope(
             sender=self._settings.support_address,

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from mailticket import sla
 from mailticket.core import Core, build_core
 from mailticket.followup import FollowupSweep
 from mailticket.models import Event, Outbox, Ticket
@@ -107,18 +106,14 @@ def test_a_ticket_walks_through_reminder_escalation_and_auto_close(
     assert sweep.run() == 0
     assert sent(core, mark) == [("escalation", "lead@example.com")]
 
-    # an agent answers and waits for the requester (set as the agent-reply path will)
-    with Session(core.engine) as session:
-        row = session.get(Ticket, 1)
-        assert row is not None
-        row.first_response_at = clock.now
-        row.status = "pending"
-        row.pending_since = clock.now
-        row.next_action_at = sla.next_due(
-            sla.TicketClock.from_row(row), core.rules().followup_policy("urgent")
-        )
-        session.add(row)
-        session.commit()
+    # the agent answers by mail: the first-response clock stops, the pending one starts
+    answer = build_mail(
+        sender="oncall@example.com", subject="Re: [MT-1] Account hacked!", body="Locked it."
+    )
+    core.intake.submit(answer, "smtp")
+    answered = ticket(core)
+    assert (answered.status, answered.first_response_at) == ("pending", clock.now)
+    assert answered.next_action_at == clock.now + timedelta(days=3)
     mark = last_outbox_id(core)
     clock.advance(days=2)
     assert sweep.run() == 0  # the first-response clock stopped; requester not due yet
@@ -153,7 +148,10 @@ def test_reminders_thread_under_the_conversation_and_carry_the_tag(
     mail = message_from_bytes(row.raw, policy=policy.default)
     assert mail["Subject"].startswith("[MT-1] ")
     assert "提醒" in mail["Subject"]  # the requester wrote Chinese: the Chinese template
-    assert "<zh1@c.example>" in mail["References"]
+    with Session(core.engine) as session:
+        notified = session.exec(select(Outbox).where(Outbox.template == "agent_new")).one()
+    # under the notification the agent has (their client never saw the requester's mail)
+    assert (mail["In-Reply-To"], mail["References"]) == (notified.message_id,) * 2
     assert mail["Auto-Submitted"] == "auto-generated"
     assert core.signer.verify(mail["Message-ID"]) == 1
 
@@ -161,16 +159,10 @@ def test_reminders_thread_under_the_conversation_and_carry_the_tag(
 def test_a_resolved_ticket_closes_by_itself_without_mail(followup_core: Core, clock: Clock) -> None:
     core = followup_core
     core.intake.submit(build_mail(message_id="<n1@c.example>"), "smtp")
-    with Session(core.engine) as session:
-        row = session.get(Ticket, 1)
-        assert row is not None
-        row.first_response_at = row.resolved_at = clock.now
-        row.status = "resolved"
-        row.next_action_at = sla.next_due(
-            sla.TicketClock.from_row(row), core.rules().followup_policy("normal")
-        )
-        session.add(row)
-        session.commit()
+    resolve = build_mail(sender="agent@example.com", subject="Re: [MT-1] x", body="#resolve")
+    core.intake.submit(resolve, "smtp")
+    resolved = ticket(core)
+    assert (resolved.status, resolved.next_action_at) == ("resolved", clock.now + timedelta(days=3))
     mark = last_outbox_id(core)
     clock.advance(days=3)
     assert sweeper(core).run() == 1
@@ -183,14 +175,9 @@ def test_a_requester_reply_reopens_and_stops_the_pending_clock(
 ) -> None:
     core = followup_core
     core.intake.submit(build_mail(message_id="<p1@c.example>"), "smtp")
-    with Session(core.engine) as session:
-        row = session.get(Ticket, 1)
-        assert row is not None
-        row.first_response_at = row.pending_since = clock.now
-        row.status = "pending"
-        row.next_action_at = clock.now + timedelta(days=3)
-        session.add(row)
-        session.commit()
+    answer = build_mail(sender="agent@example.com", subject="Re: [MT-1] x", body="Try now.")
+    core.intake.submit(answer, "smtp")
+    assert ticket(core).next_action_at == clock.now + timedelta(days=3)
     clock.advance(days=1)
     core.intake.submit(
         build_mail(subject="Re: [MT-1] Cannot log in", message_id="<p2@c.example>"), "smtp"
@@ -279,3 +266,26 @@ def test_the_daemon_sends_a_reminder_missed_while_it_was_down_once_at_start(
                 time.sleep(0.05)
             time.sleep(1.5)  # at least one more sweep runs: it must find nothing
         assert sent(core, mark) == [("escalation", "lead@example.com")]
+
+
+def test_a_new_priority_moves_the_due_time_and_the_reminders(
+    followup_core: Core, clock: Clock
+) -> None:
+    core, sweep = followup_core, sweeper(followup_core)
+    start = clock.now
+    core.intake.submit(build_mail(message_id="<u1@c.example>"), "smtp")
+    assert ticket(core).due_at == start + timedelta(hours=24)
+    clock.advance(minutes=10)
+    core.intake.submit(
+        build_mail(sender="agent@example.com", subject="Re: [MT-1] x", body="#priority urgent"),
+        "smtp",
+    )
+    raised = ticket(core)
+    assert (raised.due_at, raised.next_action_at) == (
+        start + timedelta(hours=2),
+        start + timedelta(minutes=90),
+    )
+    mark = last_outbox_id(core)
+    clock.advance(minutes=80)
+    assert sweep.run() == 1
+    assert sent(core, mark) == [("reminder_agent", "agent@example.com")]

@@ -46,9 +46,35 @@ class StoreView(Protocol):
     def requester_of(self, number: int) -> str | None: ...
     def auto_replies_since(self, address: str, since: datetime) -> int: ...
     def undeliverable(self, address: str, now: datetime) -> bool: ...
+    def paused_until(self, address: str, now: datetime) -> datetime | None: ...
+    def auto_replies_on_ticket(self, address: str, ticket: int, since: datetime) -> int: ...
+    def auto_replies_total_since(self, since: datetime) -> int: ...
 
 
 Action = Literal["new", "append", "bounce", "ignore", "status"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """An address that used up a budget for automatic answers (``tickets.auto_reply_*``)."""
+
+    address: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an automatic answer is not sent; ``pause``: because a budget tripped now."""
+
+    reason: str
+    pause: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    answers: tuple[Answer, ...]
+    notes: tuple[str, ...] = ()
+    pauses: tuple[Pause, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +92,7 @@ class Decision:
     secrets: SecretReport = NO_SECRETS  # private keys / recovery phrases found (masked for agents)
     changes: Changes = NO_CHANGES  # an agent's commands
     authentication: str = ""  # how a mail from an agent's address was (or was not) trusted
+    pauses: tuple[Pause, ...] = ()  # addresses whose automatic answers stop: a budget tripped
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +157,17 @@ def _asks_for_status(mail: InboundMail, ctx: Context) -> bool:
 def _status_request(mail: InboundMail, verdict: Verdict, view: StoreView, ctx: Context) -> Decision:
     """``status`` / ``我的工单``: the sender's tickets listed in a reply; no ticket opened."""
     thread = ThreadMatch(None, "the subject asks for the sender's tickets: no ticket")
-    answers, notes = _allowed((Answer("status", mail.from_addr, automatic=True),), view, ctx)
-    return Decision(verdict, thread, "status", None, "status", answers=answers, notes=notes)
+    allowed = _allowed((Answer("status", mail.from_addr, automatic=True),), view, ctx)
+    return Decision(
+        verdict,
+        thread,
+        "status",
+        None,
+        "status",
+        answers=allowed.answers,
+        notes=allowed.notes,
+        pauses=allowed.pauses,
+    )
 
 
 def _bulk_only(verdict: Verdict) -> bool:
@@ -193,7 +229,7 @@ def _from_plan(
     ctx: Context,
     authentication: str,
 ) -> Decision:
-    answers, notes = _allowed(plan.answers, view, ctx)
+    allowed = _allowed(plan.answers, view, ctx, ticket=facts.number)
     return Decision(
         verdict,
         thread,
@@ -201,10 +237,11 @@ def _from_plan(
         facts.number,
         plan.kind,
         status_change=plan.status,
-        answers=answers,
-        notes=(*plan.notes, *notes),
+        answers=allowed.answers,
+        notes=(*plan.notes, *allowed.notes),
         changes=plan.changes,
         authentication=authentication,
+        pauses=allowed.pauses,
     )
 
 
@@ -259,20 +296,22 @@ def _to_comment_address(mail: InboundMail, ctx: Context) -> bool:
 
 
 def _allowed(
-    answers: Sequence[Answer], view: StoreView, ctx: Context
-) -> tuple[tuple[Answer, ...], tuple[str, ...]]:
+    answers: Sequence[Answer], view: StoreView, ctx: Context, ticket: int | None = None
+) -> Allowed:
     """The answers the guards let through: no mail on a silent import, no automatic
-    answer to an address that bounced or has had its share for today."""
+    answer to an address that bounced, is paused or has used up a budget."""
     if not ctx.notify:
-        return (), ("no mail sent: silent intake (import/since)",) if answers else ()
-    kept, notes = [], []
+        return Allowed((), ("no mail sent: silent intake (import/since)",) if answers else ())
+    kept, notes, pauses = [], [], []
     for answer in answers:
-        forbidden = _automatic_forbidden(answer.to, view, ctx) if answer.automatic else None
-        if forbidden:
-            notes.append(f"no {answer.template} to {answer.to}: {forbidden}")
-        else:
+        refused = _automatic_refused(answer.to, view, ctx, ticket) if answer.automatic else None
+        if refused is None:
             kept.append(answer)
-    return tuple(kept), tuple(notes)
+            continue
+        notes.append(f"no {answer.template} to {answer.to}: {refused.reason}")
+        if refused.pause:
+            pauses.append(Pause(answer.to, refused.reason))
+    return Allowed(tuple(kept), tuple(notes), tuple(pauses))
 
 
 def _foreign(
@@ -308,7 +347,8 @@ def _new_ticket(
     linked_to: int | None,
 ) -> Decision:
     routing = ctx.rules.route(mail)
-    answers, notes = _answers(mail, verdict, routing, view, ctx)
+    allowed = _answers(mail, verdict, routing, view, ctx)
+    notes = allowed.notes
     if linked_to is None:
         linked_to, mention = _mentioned_ticket(mail, view, ctx)
         notes = (*mention, *notes)
@@ -320,8 +360,9 @@ def _new_ticket(
         "request",
         linked_to=linked_to,
         routing=routing,
-        answers=answers,
+        answers=allowed.answers,
         notes=notes,
+        pauses=allowed.pauses,
     )
 
 
@@ -340,38 +381,55 @@ def _mentioned_ticket(
 
 def _answers(
     mail: InboundMail, verdict: Verdict, routing: Routing, view: StoreView, ctx: Context
-) -> tuple[tuple[Answer, ...], tuple[str, ...]]:
+) -> Allowed:
     """The acknowledgement and the agents' notifications, minus what the guards forbid."""
     if not ctx.notify or routing.drop:
         reason = "dropped by the rules" if routing.drop else "silent intake (import/since)"
-        return (), (f"no mail sent: {reason}",)
+        return Allowed((), (f"no mail sent: {reason}",))
     agents = tuple(
         Answer("agent_new", agent, automatic=False)
         for agent in ctx.rules.agents_of(routing.queue)
         if not view.undeliverable(agent, ctx.now)
     )
-    forbidden = _ack_forbidden(mail, verdict, routing, view, ctx)
-    if forbidden:
-        return agents, (f"no acknowledgement: {forbidden}",)
-    return (Answer(routing.template, mail.from_addr, automatic=True), *agents), ()
-
-
-def _ack_forbidden(
-    mail: InboundMail, verdict: Verdict, routing: Routing, view: StoreView, ctx: Context
-) -> str | None:
     if verdict.automatic:
-        return "automatic mail (" + "; ".join(verdict.reasons) + ")"
+        reason = "automatic mail (" + "; ".join(verdict.reasons) + ")"
+        return Allowed(agents, (f"no acknowledgement: {reason}",))
     if routing.no_ack:
-        return "no_ack rule"
-    return _automatic_forbidden(mail.from_addr, view, ctx)
+        return Allowed(agents, ("no acknowledgement: no_ack rule",))
+    refused = _automatic_refused(mail.from_addr, view, ctx, None)
+    if refused is None:
+        return Allowed((Answer(routing.template, mail.from_addr, automatic=True), *agents))
+    pauses = (Pause(mail.from_addr, refused.reason),) if refused.pause else ()
+    return Allowed(agents, (f"no acknowledgement: {refused.reason}",), pauses)
 
 
-def _automatic_forbidden(address: str, view: StoreView, ctx: Context) -> str | None:
-    if view.undeliverable(address, ctx.now):
-        return f"{address} bounced recently"
-    sent = view.auto_replies_since(address, ctx.now - AUTO_REPLY_WINDOW)
-    if sent >= ctx.settings.max_auto_replies_per_sender:
-        return f"{sent} automatic answers to {address} in 24 h (cap)"
+def _automatic_refused(
+    address: str, view: StoreView, ctx: Context, ticket: int | None
+) -> Refusal | None:
+    """Whether an automatic answer to ``address`` may go: the loop guards (RFC 3834 §2,
+    and budgets, since a naive auto-responder answers every answer)."""
+    now, settings = ctx.now, ctx.settings
+    if view.undeliverable(address, now):
+        return Refusal(f"{address} bounced recently")
+    paused = view.paused_until(address, now)
+    if paused is not None:
+        return Refusal(f"automatic answers to {address} paused until {paused:%Y-%m-%d %H:%M} UTC")
+    sent = view.auto_replies_since(address, now - AUTO_REPLY_WINDOW)
+    if sent >= settings.max_auto_replies_per_sender:
+        return Refusal(f"{sent} automatic answers to {address} in 24 h (cap)", pause=True)
+    burst = settings.auto_reply_burst
+    sent = view.auto_replies_since(address, now - burst.period)
+    if sent >= burst.limit:
+        return Refusal(f"budget auto_reply_burst {burst} used up by {address}", pause=True)
+    per_ticket = settings.auto_reply_per_ticket
+    if ticket is not None:
+        sent = view.auto_replies_on_ticket(address, ticket, now - per_ticket.period)
+        if sent >= per_ticket.limit:
+            why = f"budget auto_reply_per_ticket {per_ticket} used up by {address} on {ticket}"
+            return Refusal(why, pause=True)
+    total = settings.auto_reply_global
+    if view.auto_replies_total_since(now - total.period) >= total.limit:
+        return Refusal(f"budget auto_reply_global {total} used up")
     return None
 
 

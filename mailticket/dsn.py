@@ -1,63 +1,319 @@
-"""Read a delivery status notification (RFC 3464) into a :class:`Bounce` (pure).
+"""Read a bounce into a :class:`Bounce` (pure): who failed, how, and which mail came back.
 
-Tolerant of what real MTAs send: a broken status part before the good one, status
-blocks the email package could not split, "Name : value" fields, a report whose
-boundary is broken (then the whole body is read as text).
+Two forms reach us. RFC 3464 reports carry ``message/delivery-status`` fields, read
+tolerantly (a broken status part before the good one, blocks the email package could not
+split, "Name : value" fields, a broken boundary). Many MTAs send plain notices instead:
+qmail, Exim, Exchange, Gmail, Postfix and Sendmail without a status part, Domino, Yahoo.
+Those are recognised by the marker tables below (sisimai's lhost modules, as data) and
+read from their text. The returned original (a ``message/rfc822`` or
+``text/rfc822-headers`` part, or quoted after a marker line) gives the Message-ID that
+ties the bounce to the mail we sent.
+
+A notice counts only when a mail system sent it (MAILER-DAEMON, postmaster, no From,
+``X-Failed-Recipients``, ``Auto-Submitted``, ``Return-Path: <>``): a person forwarding a
+bounce to support is asking for help. Other reports (read receipts, abuse reports) and
+out-of-office replies are no bounces.
 """
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
+from email.utils import getaddresses
 from typing import Final
 
 from mailticket import charsets, mime_tree
 from mailticket.message_ids import message_id
 
-_MESSAGE_ID_LINE: Final = re.compile(rb"(?im)^[ \t]*message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)")
+_DSN: Final = mime_tree.DELIVERY_STATUS
+_RETURNED: Final = frozenset(
+    {"message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers"}
+)
+_DAEMON: Final = re.compile(
+    r"mailer-?daemon|mail-?daemon|postmaster|post_master|mail\.?delivery\.?system"
+    r"|microsoftexchange[0-9a-f]*|mdaemon|mmsc|sysadmin",
+    re.I,
+)  # local parts of mail systems' own addresses
+_NDR_HEADERS: Final = ("x-failed-recipients", "x-ms-exchange-message-is-ndr")
+# Subjects and opening lines of failure notices (after sisimai's lhost "startingof").
+_SUBJECTS: Final = re.compile(
+    r"undeliver|returned mail|returning message|failure notice|delivery status notification"
+    r"|delivery fail|failed delivery|failure delivery|non[- ]?deliver|mail system error"
+    r"|message delivery has failed|could not send (?:message|mail)|could not be delivered"
+    r"|delayed mail|delivery (?:notification|delayed|has failed)|mail (?:delivery )?fail"
+    r"|error sending your mail|delivery report|warning: message \S+ delayed|bounce notification",
+    re.I,
+)
+_NOTICES: Final = re.compile(
+    r"this is the qmail-send program"  # qmail
+    r"|created automatically by mail delivery software"  # Exim, GMX, 1&1, MXLogic
+    r"|delivery has failed to these recipients"  # Exchange 2007+, Office 365
+    r"|did not reach (?:the following recipient|some or all of the intended)"  # Exchange 2003
+    r"|delivery to the following recipients? (?:failed|has been delayed)"  # Gmail, Groups
+    r"|your message wasn't delivered|address not found"  # Gmail
+    r"|the original message was received at|transcript of session follows"  # Sendmail
+    r"|following addresses had permanent fatal errors"  # Sendmail
+    r"|this is the mail system at host|i'm sorry to have to inform you"  # Postfix
+    r"|there was an error delivering your mail"  # DragonFly
+    r"|was not delivered to|failure reasons"  # Domino, Notes
+    r"|unable to deliver (?:your )?message|could not be delivered"  # Yahoo, X2, KDDI
+    r"|message (?:wasn't|was not|couldn't be|cannot be) delivered|permanent error"
+    r"|this is (?:the mail delivery agent|a delivery status notification)"
+    r"|user unknown|unknown user|no such user|invalid (?:user|recipient) address"
+    r"|could not deliver|delivery failure|undeliverable",
+    re.I,
+)
+_DELAYED: Final = re.compile(
+    r"\(delay\)|delayed|warning|still being retried|has not yet been delivered"
+    r"|will (?:continue to|keep trying|retry)|temporar(?:y|ily) (?:failure|problem)",
+    re.I,
+)
+_EXPIRED: Final = re.compile(
+    r"retry timeout exceeded|in the queue too long|failing for a long time"
+    r"|(?:delivery time|message) expired|(?:cannot|could not) (?:send (?:message|mail)|deliver"
+    r"|be delivered) for (?:the )?(?:last |past )?\d+",
+    re.I,
+)  # a failure after temporary errors: the queue gave up, the address may still work
+# Where a notice quotes the returned original.
+_ORIGINAL: Final = re.compile(
+    r"^[ \t>-]*(?:below (?:this|the next) line is a copy|this is a copy of (?:the|your)"
+    r"|original message|unsent message|message headers follow|returned message|enclosed is"
+    r"|the header of the original|original mail|content-type: message/rfc822"
+    r"|(?:your|the|received) (?:original )?message (?:headers? )?(?:follows|is attached)"
+    r"|message text follows|mensaje original|bounced e-?mail)",
+    re.I | re.M,
+)
+_HEADER_START: Final = re.compile(
+    r"^(?:return-path|received|dkim-signature|message-id):", re.I | re.M
+)
+_ATOM: Final = r"[\w.!#$%&'*+/=?^`{|}~-]"
+_ADDR: Final = rf"(?<!{_ATOM}){_ATOM}+@[\w-]+(?:\.[\w-]+)+"  # starts a run: linear time
+_ADDRESS: Final = re.compile(_ADDR)
+_LEADING: Final = re.compile(
+    rf"(?im)^[ \t]*(?:(?:original-)?recipient:[ \t]*)?<?(?:mailto:)?({_ADDR})"
+)
+_BRACKETED: Final = re.compile(rf"<({_ADDR})>")
+_SENDER_LINE: Final = re.compile(
+    rf"(?im)^[ \t>]*(?:mail[ \t]+)?(?:from|sender|return-path|reply-to):[^@\n]*?({_ADDR})"
+)
+_RECIPIENT_LINE: Final = re.compile(r"(?im)^(?:to|cc):(.*(?:\n[ \t].*)*)")
+_MESSAGE_ID_LINE: Final = re.compile(r"(?im)^[ \t>]*message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)")
+_STATUS: Final = re.compile(r"(?<![\w.])#?([45])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
+_REPLY_CODE: Final = re.compile(r"(?im)(?:^|said:|<<<|smtp;|error:)[ \t#]*([45])[0-5]\d(?=[ -]|$)")
 _FIELD: Final = re.compile(rb"^([A-Za-z][\w-]*)[ \t]*:[ \t]*(.*(?:\r?\n[ \t]+.*)*)", re.M)
 _BLANK_LINE: Final = re.compile(rb"(?:\r?\n){2,}")
-_DSN: Final = mime_tree.DELIVERY_STATUS
+_TAG: Final = re.compile(r"<[^<>]*>")
+_HEAD: Final = 20_000  # characters of a notice, or of a returned mail, that are read
 
 
 @dataclass(frozen=True, slots=True)
 class Bounce:
-    """What a delivery status notification (RFC 3464) reports about a mail it returns."""
+    """What a bounce reports about the mail it returns.
+
+    ``recipients`` are those whose delivery failed (in a report of delays only, those
+    delayed). Only a :attr:`permanent` bounce makes them undeliverable: a delayed report,
+    or a failure with a 4.x.x status (mailbox full, the queue gave up), says the address
+    may work tomorrow, and must not block it.
+    """
 
     original_message_id: str | None
     recipients: tuple[str, ...]
-    action: str  # "failed", "delayed", ...
-    status: str  # "5.1.1", ...
+    action: str  # "failed", "delayed", "delivered", ... ("" when the report names none)
+    status: str  # "5.1.1", ...; "5.0.0" or "4.0.0" for a notice without a code
+
+    @property
+    def permanent(self) -> bool:
+        """A failure that retrying will not fix: the only kind that blocks the recipients."""
+        return self.action in ("failed", "") and self.status.startswith("5")
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """A bounce taken apart: status blocks, its own text, the mail it returns."""
+
+    blocks: list[dict[str, str]]
+    notice: str
+    quoted: str  # the returned original's text (its headers at least)
+    original: Message | None  # the returned original, when attached as a message
 
 
 def read_bounce(msg: Message, content_type: str, report_type: str) -> Bounce | None:
-    """The RFC 3464 report of a ``multipart/report; report-type=delivery-status`` mail.
+    """The bounce ``msg`` is, or None. ``content_type``/``report_type``: the mail's, lower-case."""
+    is_report = (content_type, report_type) == ("multipart/report", "delivery-status")
+    has_status = any(kind == _DSN for _, kind in _walk(msg))
+    structured = is_report or has_status
+    if not structured and (report_type or not _automatic_sender(msg)):
+        return None  # another report, or the common case: decided without decoding text
+    parts = _take_apart(msg)
+    if not structured and not _is_notice(msg, parts.notice):
+        return None
+    return _bounce(msg, parts)
 
-    ``content_type`` and ``report_type`` are the mail's own, lower-case. Every status
-    part counts (some MTAs send a broken one first).
+
+def _bounce(msg: Message, parts: _Parts) -> Bounce:
+    """The status fields first (inline ones too), the notice's wording for what they lack.
+
+    When some recipients failed and others are only delayed, the failed ones are reported.
     """
-    if content_type != "multipart/report":
-        return None
-    children = mime_tree.children(msg) or []
-    types = [mime_tree.content_type(child, None)[0] for child in children]
-    if _DSN not in types and report_type != "delivery-status":
-        return None
-    if children:
-        parts = [child for child, kind in zip(children, types, strict=True) if kind == _DSN]
-        blocks = [block for part in parts for block in _status_blocks(part)]
-    else:  # the boundary is broken: the report is one text
-        blocks = _text_blocks(mime_tree.payload_bytes(msg))
-    recipients = _recipients(blocks, "final-recipient") or _recipients(blocks, "original-recipient")
-    per_recipient = [b for b in blocks if b.keys() & {"final-recipient", "action", "status"}]
-    failed = [b for b in per_recipient if b.get("action", "").lower() == "failed"]
-    chosen = (failed or per_recipient or [{}])[0]
+    blocks = parts.blocks or _text_blocks(charsets.to_bytes(parts.notice))
+    reported = [b for b in blocks if b.keys() & {"final-recipient", "action", "status"}]
+    chosen = [b for b in reported if b.get("action", "").lower() == "failed"] or reported
+    recipients = _recipients(chosen, "final-recipient") or _recipients(chosen, "original-recipient")
+    action = chosen[0].get("action", "").strip().lower() if chosen else ""
+    status = (chosen[0].get("status", "").split() or [""])[0] if chosen else ""
+    if not chosen:
+        action = "delayed" if _delayed(msg, parts.notice) else "failed"
+    if not status and action in ("failed", "delayed", ""):
+        status = _status(msg, parts.notice) or ("4.0.0" if action == "delayed" else "5.0.0")
     return Bounce(
-        original_message_id=_returned_id(children, types) if children else _id_line(msg),
-        recipients=recipients,
-        action=chosen.get("action", "").strip().lower(),
-        status=(chosen.get("status", "").split() or [""])[0],
+        _original_id(msg, parts), recipients or _named_recipients(msg, parts), action, status
     )
+
+
+def _take_apart(msg: Message) -> _Parts:
+    """Status blocks, notice text and returned original; returned mails are not entered."""
+    blocks: list[dict[str, str]] = []
+    plain: list[str] = []
+    rich: list[str] = []
+    quoted = ""
+    original: Message | None = None
+    for part, kind in _walk(msg):
+        inner = mime_tree.children(part)
+        if kind == _DSN:
+            blocks += _status_blocks(part)
+        elif kind in _RETURNED:
+            original = original or (inner[0] if inner else None)
+            quoted = quoted or (_head_text(inner[0]) if inner else _text(part))
+        elif kind == "text/html":
+            rich.append(html.unescape(_TAG.sub(" ", _text(part))))
+        elif kind == "text/plain" or (kind.startswith("multipart/") and inner is None):
+            plain.append(_text(part))  # a multipart whose boundary is broken is one text
+    notice = "\n".join(plain or rich)
+    if not quoted and original is None:
+        notice, quoted = _split_quoted(notice)
+    return _Parts(blocks, notice, quoted, original)
+
+
+def _split_quoted(text: str) -> tuple[str, str]:
+    """A notice's own text, and the original it quotes after a marker or a header block."""
+    found = _ORIGINAL.search(text) or _HEADER_START.search(text)
+    return (text[: found.start()], text[found.start() :]) if found else (text, "")
+
+
+def _walk(msg: Message) -> Iterator[tuple[Message, str]]:
+    """Every part with its type, parents first, not entering returned (message/*) mails."""
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        kind = mime_tree.content_type(part, None)[0]
+        yield part, kind
+        if part is msg or not kind.startswith("message/"):
+            stack.extend(reversed(mime_tree.children(part) or []))
+
+
+def _text(part: Message) -> str:
+    """A leaf's decoded text (its charset, else a guess), up to ``_HEAD`` characters."""
+    charset = mime_tree.content_type(part, None)[1].get("charset")
+    data = mime_tree.payload_bytes(part)
+    return charsets.decode_body(data, charset.text if charset else None).text[:_HEAD]
+
+
+def _head_text(message: Message) -> str:
+    """A returned mail's headers as text, and the start of its text when it is a leaf
+    (some MTAs put a blank line before the headers, which then parse as the body)."""
+    head = "".join(
+        f"{name}: {charsets.unfold(str(value))}\n" for name, value in message.raw_items()
+    )
+    return head + ("" if message.is_multipart() else "\n" + _text(message))
+
+
+def _automatic_sender(msg: Message) -> bool:
+    """Sent by a mail system rather than a person."""
+    senders = [address for _, address in getaddresses(_header(msg, "from")) if address]
+    auto = [v for v in _header(msg, "auto-submitted") if v.split(";")[0].strip().lower() != "no"]
+    return bool(
+        not senders
+        or any(_DAEMON.fullmatch(address.partition("@")[0].strip("<>")) for address in senders)
+        or any(_header(msg, name) for name in _NDR_HEADERS)
+        or auto
+        or "<>" in (value.strip() for value in _header(msg, "return-path"))
+    )
+
+
+def _is_notice(msg: Message, notice: str) -> bool:
+    """A failure notice by its subject or its wording."""
+    return bool(_SUBJECTS.search(_subject(msg)) or _NOTICES.search(notice))
+
+
+def _delayed(msg: Message, notice: str) -> bool:
+    """A notice that the mail is only late: the MTA keeps trying."""
+    return bool(_DELAYED.search(_subject(msg)) or _DELAYED.search(notice))
+
+
+def _status(msg: Message, notice: str) -> str | None:
+    """4.4.7 when the queue gave up, else the notice's first enhanced status code, else the
+    class of its first SMTP reply code."""
+    if _EXPIRED.search(_subject(msg)) or _EXPIRED.search(notice):
+        return "4.4.7"
+    found = _STATUS.search(notice)
+    if found:
+        return ".".join(found.groups())
+    code = _REPLY_CODE.search(notice)
+    return f"{code[1]}.0.0" if code else None
+
+
+def _named_recipients(msg: Message, parts: _Parts) -> tuple[str, ...]:
+    """The failed recipients of a notice: ``X-Failed-Recipients`` (Exim, Gmail), else those
+    it names (leading a line, else in brackets, else anywhere), else the returned mail's
+    only recipient. Whoever sent the returned mail is never one of them."""
+    senders = _senders(msg, parts)
+    failed = [a for v in _header(msg, "x-failed-recipients") for a in _ADDRESS.findall(v)]
+    for found in (failed, _LEADING.findall(parts.notice), _BRACKETED.findall(parts.notice)):
+        kept = [address.lower() for address in found if address.lower() not in senders]
+        if kept:
+            return tuple(dict.fromkeys(kept))
+    anywhere = [a.lower() for a in _ADDRESS.findall(parts.notice)]
+    kept = [a for a in anywhere if a not in senders and not _DAEMON.fullmatch(a.split("@")[0])]
+    if kept:  # not "please contact postmaster@..."
+        return tuple(dict.fromkeys(kept))
+    sent_to = {a.lower() for v in _sent_to(parts) for a in _ADDRESS.findall(v)} - senders
+    return tuple(sent_to) if len(sent_to) == 1 else ()
+
+
+def _senders(msg: Message, parts: _Parts) -> frozenset[str]:
+    """Whoever sent the returned mail (the bounce's To, the original's From...)."""
+    values = [*_header(msg, "to"), *_header(msg, "cc")]
+    values += _SENDER_LINE.findall(parts.quoted) + _SENDER_LINE.findall(parts.notice)
+    return frozenset(a.lower() for value in values for a in _ADDRESS.findall(value))
+
+
+def _sent_to(parts: _Parts) -> list[str]:
+    """The To and Cc values of the returned mail."""
+    if parts.original is not None:
+        return [str(v) for name in ("to", "cc") for v in mime_tree.raw_values(parts.original, name)]
+    return _RECIPIENT_LINE.findall(parts.quoted)
+
+
+def _original_id(msg: Message, parts: _Parts) -> str | None:
+    """The returned mail's Message-ID: its header, else a Message-ID line in the text, else
+    the bounce's In-Reply-To (Exchange and Verizon set it)."""
+    if parts.original is not None and (found := mime_tree.raw_values(parts.original, "message-id")):
+        return message_id(charsets.unfold(found[0]))
+    replied = (f"Message-ID: {value}" for value in _header(msg, "in-reply-to"))
+    lines = (_MESSAGE_ID_LINE.search(text) for text in (parts.quoted, parts.notice, *replied))
+    return next((line[1] for line in lines if line), None)
+
+
+def _header(msg: Message, name: str) -> list[str]:
+    """The decoded values of header ``name``."""
+    return [charsets.decode_header(value).text for value in mime_tree.raw_values(msg, name)]
+
+
+def _subject(msg: Message) -> str:
+    return " ".join(_header(msg, "subject"))
 
 
 def _status_blocks(part: Message) -> list[dict[str, str]]:
@@ -85,29 +341,12 @@ def _text_blocks(data: bytes) -> list[dict[str, str]]:
 
 
 def _recipients(blocks: list[dict[str, str]], field_name: str) -> tuple[str, ...]:
-    """The addresses of ``field_name`` (``rfc822; user@host``) in every block, lower-case."""
-    found = (
+    """The addresses of ``field_name`` (``rfc822; user@host``) in every block, lower-case
+    (a source route ``@relay:user@host`` gives ``user@host``)."""
+    values = (
         b[field_name].split(";", 1)[-1].strip().strip("<>").lower()
         for b in blocks
         if field_name in b
     )
-    return tuple(dict.fromkeys(address for address in found if address))
-
-
-def _returned_id(children: list[Message], types: list[str]) -> str | None:
-    """The Message-ID of the returned mail (message/rfc822 or text/rfc822-headers part)."""
-    for child, content_type in zip(children, types, strict=True):
-        inner = mime_tree.children(child)
-        if content_type.startswith("message/") and content_type != _DSN:
-            found = mime_tree.raw_values(inner[0], "message-id") if inner else []
-            if found:
-                return message_id(charsets.unfold(found[0]))
-        elif content_type == "text/rfc822-headers" and (found_id := _id_line(child)):
-            return found_id
-    return None
-
-
-def _id_line(part: Message) -> str | None:
-    """The first ``Message-ID: <...>`` line in the text of a leaf part."""
-    match = _MESSAGE_ID_LINE.search(mime_tree.payload_bytes(part))
-    return match[1].decode("ascii", "replace") if match else None
+    found = (value.rpartition(":")[2] if value.startswith("@") else value for value in values)
+    return tuple(dict.fromkeys(address for address in found if address and address[0] != "@"))

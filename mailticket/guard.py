@@ -1,18 +1,27 @@
 """Is a mail automatic (RFC 3834)? Automatic mail never gets an automatic answer.
 
-Pure: a verdict from the parsed mail and our own addresses.
+Pure: a verdict from the parsed mail and our own addresses. A bounce is what
+:mod:`mailticket.dsn` read as one (an RFC 3464 report or a plain failure notice); an
+out-of-office reply is automatic but no bounce.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Final
 
 from mailticket.mail import InboundMail
 
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _LIST_HEADERS = ("list-id", "list-unsubscribe")
-_AUTORESPONDER_HEADERS = ("x-autoreply", "x-autorespond")
+_AUTORESPONDER_HEADERS = ("x-autoreply", "x-autorespond", "x-ms-exchange-inbox-rules-loop")
+_AUTO_REPLY_SUBJECT: Final = re.compile(
+    r"^\s*(?:automatic reply|auto[- ]?reply|auto[- ]?response|autorespons|out of (?:the )?office"
+    r"|abwesenheitsnotiz|r[ée]ponse automatique|自动回复|自動回覆|自動応答)\s*[:：]",
+    re.I,
+)  # Exchange, Apple, Gmail and others without RFC 3834 headers
 _DAEMON_LOCALPARTS = frozenset({"mailer-daemon", "postmaster"})
 
 
@@ -33,6 +42,8 @@ def classify(mail: InboundMail, own_addresses: Collection[str]) -> Verdict:
             _precedence(mail),
             _list_mail(mail),
             _autoresponder(mail),
+            _auto_reply(mail),
+            _null_sender(mail),
             "delivery status notification" if bounce else None,
             _daemon_sender(mail),
             _own_sender(mail, own_addresses),
@@ -43,7 +54,8 @@ def classify(mail: InboundMail, own_addresses: Collection[str]) -> Verdict:
 
 
 def _is_dsn(mail: InboundMail) -> bool:
-    return mail.content_type == "multipart/report" and mail.report_type == "delivery-status"
+    """An RFC 3464 report or a plain failure notice (read by :mod:`mailticket.dsn`)."""
+    return mail.bounce is not None
 
 
 def _auto_submitted(mail: InboundMail) -> str | None:
@@ -69,6 +81,19 @@ def _list_mail(mail: InboundMail) -> str | None:
 def _autoresponder(mail: InboundMail) -> str | None:
     found = [name for name in _AUTORESPONDER_HEADERS if mail.header(name)]
     return f"autoresponder header ({', '.join(found)})" if found else None
+
+
+def _auto_reply(mail: InboundMail) -> str | None:
+    """Auto-replies that carry no RFC 3834 header: by their subject, or Apple's header."""
+    if _AUTO_REPLY_SUBJECT.match(mail.subject):
+        return "auto-reply subject"
+    vacation = any(v.strip().lower() == "vacation" for v in mail.header("x-apple-action"))
+    return "X-Apple-Action: vacation" if vacation else None
+
+
+def _null_sender(mail: InboundMail) -> str | None:
+    """``Return-Path: <>``: the null reverse-path of notifications (RFC 5321 4.5.5)."""
+    return "null Return-Path" if "<>" in (v.strip() for v in mail.header("return-path")) else None
 
 
 def _daemon_sender(mail: InboundMail) -> str | None:

@@ -53,6 +53,8 @@ class Health:
     overdue: int
     rules_version: str
     imap: list[PollerHealth] = field(default_factory=list)
+    paused: list[tuple[str, datetime, str]] = field(default_factory=list)  # address, until, why
+    automatic_budget: tuple[int, str] = (0, "")  # automatic answers in the global window, rate
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,6 +66,14 @@ class Health:
             "overdue_tickets": self.overdue,
             "rules_version": self.rules_version,
             "imap": [poller.as_dict() for poller in self.imap],
+            "paused_automatic_answers": [
+                {"address": address, "until": views.iso(until), "reason": reason}
+                for address, until, reason in self.paused
+            ],
+            "automatic_answers": {
+                "sent": self.automatic_budget[0],
+                "budget": self.automatic_budget[1],
+            },
             "problems": self.problems,
         }
 
@@ -79,6 +89,14 @@ class Health:
             f"outbox     {fmt(self.outbox)}",
         ]
         lines += [f"imap       {poller.line()}" for poller in self.imap]
+        sent, budget = self.automatic_budget
+        lines.append(
+            f"automatic  {sent} answers in the last {budget.partition('/')[2]} (budget {budget})"
+        )
+        lines += [
+            f"paused     {address} until {views.iso(until)}: {reason}"
+            for address, until, reason in self.paused
+        ]
         lines += [f"PROBLEM    {p}" for p in self.problems] or ["ok"]
         return lines
 
@@ -94,6 +112,15 @@ def collect(core: Core) -> Health:
             overdue=views.overdue(session, now),
             rules_version=core.rules.current.version,
             imap=_pollers(core, imap_ledger.statuses(session)),
+            paused=store.pauses(session, now),
+        )
+        budget = core.settings.tickets.auto_reply_global
+        sent = store.auto_replies_total_since(session, now - budget.period)
+        health.automatic_budget = (sent, str(budget))
+    if sent >= budget.limit:
+        health.problems.append(
+            f"the global budget for automatic answers ({budget}) is used up: "
+            "a mail loop or a flood? see `mailticket outbox list`"
         )
     if health.outbox.get("failed") or health.outbox.get("uncertain"):
         health.problems.append("outgoing mail failed: see `mailticket outbox list`")

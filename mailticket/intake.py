@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from dkim.dnsplug import get_txt
 from sqlalchemy import Connection
@@ -334,8 +334,23 @@ class Intake:
         ]
         enqueue_many(connection, outgoing)
         events += [tickets.queued_event(mail, now) for mail in outgoing]
+        events += self._pause(connection, decision, now, ticket.number)
         tickets.add_events(connection, events)
         return Result("stored", mail.message_id, ticket.number, decision.action, source)
+
+    def _pause(
+        self, connection: Connection, decision: Decision, now: datetime, ticket: int | None
+    ) -> list[dict[str, Any]]:
+        """Stop automatic answers to the addresses that tripped a budget (loop guard)."""
+        until = now + self._settings.tickets.auto_reply_pause
+        events = []
+        for pause in decision.pauses:
+            store.pause(connection, pause.address, now, until, pause.reason)
+            detail = f"automatic answers to {pause.address} paused until {until:%Y-%m-%d %H:%M} UTC: {pause.reason}"
+            log.warning("%s (ticket %s)", detail, ticket)
+            if ticket is not None:
+                events.append(tickets.event(ticket, "paused", detail, now))
+        return events
 
     def _without_ticket(
         self, connection: Connection, arrival: Arrival, mail: InboundMail, decision: Decision
@@ -356,6 +371,7 @@ class Intake:
         )
         if decision.action == "ignore":
             return Result("ignored", mail.message_id, None, why, arrival.source)
+        self._pause(connection, decision, arrival.at, None)
         listing = tickets.requester_tickets(connection, mail.from_addr)
         enqueue_many(
             connection,

@@ -126,6 +126,7 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_due", "state", "next_attempt_at"),
         Index("ix_outbox_recipient_auto", "recipient", "automatic", "created_at"),
+        Index("ix_outbox_auto_created", "automatic", "created_at"),  # the global budget
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -151,6 +152,17 @@ class Undeliverable(SQLModel, table=True):
     """A recipient that bounced: no automatic mail to it until ``until``."""
 
     address: str = Field(primary_key=True)
+    until: datetime = Field(sa_type=UTCDateTime)
+    reason: str = Field(sa_type=Text)
+
+
+class AutoPause(SQLModel, table=True):
+    """An address whose automatic answers are paused: it used up an automatic-mail budget."""
+
+    __tablename__ = "auto_pause"
+
+    address: str = Field(primary_key=True)
+    since: datetime = Field(sa_type=UTCDateTime)
     until: datetime = Field(sa_type=UTCDateTime)
     reason: str = Field(sa_type=Text)
 

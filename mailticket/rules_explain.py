@@ -54,6 +54,15 @@ class EmptyView:
     def undeliverable(self, address: str, now: datetime) -> bool:
         return False
 
+    def paused_until(self, address: str, now: datetime) -> datetime | None:
+        return None
+
+    def auto_replies_on_ticket(self, address: str, ticket: int, since: datetime) -> int:
+        return 0
+
+    def auto_replies_total_since(self, since: datetime) -> int:
+        return 0
+
 
 @dataclass(frozen=True, slots=True)
 class Explained:

@@ -16,13 +16,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from mailticket.errors import ConfigError
-from mailticket.units import parse_duration, parse_size
+from mailticket.units import Rate, parse_duration, parse_rate, parse_size
 
 DEFAULT_CONFIG = Path("mailticket.toml")
 ENV_PREFIX = "MAILTICKET_"
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
+RateLimit = Annotated[Rate, BeforeValidator(parse_rate)]
 
 
 class Section(BaseModel):
@@ -130,6 +131,12 @@ class TicketSettings(Section):
     bounce_block: Duration = timedelta(days=30)
     status_subjects: tuple[str, ...] = ("status", "my tickets", "我的工单", "工单状态")
     max_processing_time: Duration = timedelta(seconds=60)  # parse a mail; past it: quarantined
+    # budgets for automatic answers (acknowledgements, status, resolved, agent_error): a
+    # tripped one pauses automatic answers to that address for auto_reply_pause
+    auto_reply_burst: RateLimit = Rate(5, timedelta(minutes=10))  # per recipient
+    auto_reply_per_ticket: RateLimit = Rate(3, timedelta(hours=1))  # per recipient and ticket
+    auto_reply_global: RateLimit = Rate(600, timedelta(minutes=1))  # all recipients together
+    auto_reply_pause: Duration = timedelta(hours=1)
 
 
 class AgentSettings(Section):

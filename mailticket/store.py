@@ -27,9 +27,10 @@ _TABLES = SQLModel.metadata.tables  # Core handles for the hot path (no ORM unit
 TICKET, PARTICIPANT, INBOUND = _TABLES["ticket"], _TABLES["participant"], _TABLES["inbound"]
 MESSAGE, ATTACHMENT, EVENT = _TABLES["message"], _TABLES["attachment"], _TABLES["event"]
 OUTBOX, UNDELIVERABLE = _TABLES["outbox"], _TABLES["undeliverable"]
+AUTO_PAUSE = _TABLES["auto_pause"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SCHEMA_HEAD = "0003"  # the newest migration; a test keeps it equal to Alembic's head
+SCHEMA_HEAD = "0004"  # the newest migration; a test keeps it equal to Alembic's head
 
 
 def make_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
@@ -224,3 +225,49 @@ def tickets(
     if queue:
         query = query.where(Ticket.queue == queue)
     return session.exec(query).all()
+
+
+def auto_replies_on_ticket(
+    session: Session | Connection, recipient: str, ticket: int, since: datetime
+) -> int:
+    query = core_select(func.count()).where(
+        OUTBOX.c.ticket_number == ticket,
+        OUTBOX.c.recipient == recipient,
+        OUTBOX.c.automatic.is_(True),
+        OUTBOX.c.created_at >= since,
+    )
+    return int(connection_of(session).execute(query).scalar_one())
+
+
+def auto_replies_total_since(session: Session | Connection, since: datetime) -> int:
+    query = core_select(func.count()).where(
+        OUTBOX.c.automatic.is_(True), OUTBOX.c.created_at >= since
+    )
+    return int(connection_of(session).execute(query).scalar_one())
+
+
+def paused_until(session: Session | Connection, address: str, now: datetime) -> datetime | None:
+    query = core_select(AUTO_PAUSE.c.until).where(AUTO_PAUSE.c.address == address)
+    until: datetime | None = connection_of(session).execute(query).scalar()
+    return until if until is not None and until > now else None
+
+
+def pause(
+    session: Session | Connection, address: str, now: datetime, until: datetime, reason: str
+) -> None:
+    """Pause automatic answers to ``address`` until ``until`` (a later pause extends it)."""
+    connection = connection_of(session)
+    values = {"since": now, "until": until, "reason": reason}
+    found = connection.execute(update(AUTO_PAUSE).where(AUTO_PAUSE.c.address == address), values)
+    if found.rowcount == 0:
+        connection.execute(AUTO_PAUSE.insert(), {"address": address, **values})
+
+
+def pauses(session: Session | Connection, now: datetime) -> list[tuple[str, datetime, str]]:
+    """The addresses paused now: (address, until, reason)."""
+    query = (
+        core_select(AUTO_PAUSE.c.address, AUTO_PAUSE.c.until, AUTO_PAUSE.c.reason)
+        .where(AUTO_PAUSE.c.until > now)
+        .order_by(AUTO_PAUSE.c.until.desc())
+    )
+    return [(row.address, row.until, row.reason) for row in connection_of(session).execute(query)]

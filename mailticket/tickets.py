@@ -98,6 +98,15 @@ class SessionView:
     def undeliverable(self, address: str, now: datetime) -> bool:
         return store.undeliverable_until(self._session, address, now) is not None
 
+    def paused_until(self, address: str, now: datetime) -> datetime | None:
+        return store.paused_until(self._session, address, now)
+
+    def auto_replies_on_ticket(self, address: str, ticket: int, since: datetime) -> int:
+        return store.auto_replies_on_ticket(self._session, address, ticket, since)
+
+    def auto_replies_total_since(self, since: datetime) -> int:
+        return store.auto_replies_total_since(self._session, since)
+
 
 def participants(connection: Connection, number: int) -> list[str]:
     query = (
@@ -373,14 +382,18 @@ def queued_event(mail: Outgoing, now: datetime) -> dict[str, Any]:
 def record_bounce(
     connection: Connection, number: int, mail: InboundMail, now: datetime, block: timedelta
 ) -> dict[str, Any]:
-    """Block the bounced recipients for ``block``; returns the ticket's log row."""
+    """Block the bounced recipients for ``block`` when the failure is permanent; returns
+    the ticket's log row. A delayed report or a 4.x.x failure blocks no one."""
     bounce = mail.bounce
     recipients = bounce.recipients if bounce else ()
     status = f"{bounce.action} {bounce.status}" if bounce else "failed"
-    mark_undeliverable(connection, recipients, now + block, f"{status} ({mail.message_id})")
+    if bounce is None or bounce.permanent:
+        mark_undeliverable(connection, recipients, now + block, f"{status} ({mail.message_id})")
+    else:
+        status += " (temporary: not blocked)"
     return event(
         number,
-        "delivery_failed",
+        "delivery_delayed" if bounce and bounce.action == "delayed" else "delivery_failed",
         f"{', '.join(recipients) or 'recipient'}: {status}",
         now,
         message_id=bounce.original_message_id if bounce else None,

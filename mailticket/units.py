@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import NamedTuple
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -43,6 +44,26 @@ def parse_size(value: object) -> int:
     if not match:
         raise ValueError(f"not a size: {value!r} (write e.g. 25MiB)")
     return int(float(match[1]) * _BYTES[(match[2] or "b").lower()])
+
+
+class Rate(NamedTuple):
+    """At most ``limit`` in any ``period`` ("5/10m")."""
+
+    limit: int
+    period: timedelta
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{format_duration(self.period)}"
+
+
+def parse_rate(value: object) -> Rate:
+    """``COUNT/DURATION``, e.g. ``5/10m``: at most 5 in any 10 minutes."""
+    if isinstance(value, Rate):
+        return value
+    count, slash, period = str(value).partition("/")
+    if not slash or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"not a rate: {value!r} (write e.g. 5/10m: at most 5 in 10 minutes)")
+    return Rate(int(count), parse_duration(period))
 
 
 def format_duration(delta: timedelta) -> str:

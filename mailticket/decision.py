@@ -18,6 +18,7 @@ from mailticket.decision_parts import NO_CHANGES, Answer, Changes, TicketFacts
 from mailticket.guard import Verdict, classify
 from mailticket.mail import InboundMail
 from mailticket.replies import Audience, Plan, agent_plan, requester_plan
+from mailticket.reply_text import new_text
 from mailticket.rules import Routing, RuleSet
 from mailticket.secret_scan import NO_SECRETS, SECRET_TAG, SecretReport, masked_mail, scan_mail
 from mailticket.settings import TicketSettings
@@ -324,11 +325,35 @@ def _foreign(
 ) -> Decision:
     note = f"{mail.from_addr or 'unknown sender'} is not a participant of ticket {facts.number}"
     if ctx.settings.foreign_reply == "note":
+        told = () if verdict.automatic else _unverified_note(mail, facts, view, ctx)
+        allowed = _allowed(told, view, ctx, ticket=facts.number)
+        notes = (f"{note}: note", *allowed.notes)
         return Decision(
-            verdict, thread, "append", facts.number, "unverified", notes=(f"{note}: note",)
+            verdict,
+            thread,
+            "append",
+            facts.number,
+            "unverified",
+            answers=allowed.answers,
+            notes=notes,
         )
     decision = _new_ticket(mail, verdict, thread, view, ctx, linked_to=facts.number)
     return _with_note(decision, f"{note}: new linked ticket")
+
+
+def _unverified_note(
+    mail: InboundMail, facts: TicketFacts, view: StoreView, ctx: Context
+) -> tuple[Answer, ...]:
+    """The agents hear of it, marked: its sender is not on the ticket (maybe a colleague of
+    the requester, maybe someone guessing ticket numbers); nothing goes to the requester."""
+    warning = f"UNVERIFIED: {mail.from_addr or 'an unknown sender'} is not on this ticket."
+    text = f"{warning}\n\n{new_text(mail.text)}"
+    audience = _audience(facts, view, ctx)
+    return tuple(
+        Answer("agent_update", agent, automatic=False, text=text)
+        for agent in dict.fromkeys(audience.agents)
+        if audience.deliverable(agent)
+    )
 
 
 def _closed_too_long(facts: TicketFacts, ctx: Context) -> bool:

@@ -129,7 +129,13 @@ def test_foreign_reply_as_note(tmp_path: Path, db_url: str, clock: Clock) -> Non
     with Session(core.engine) as session:
         kinds = session.exec(select(Message.kind).where(Message.direction == "in")).all()
     assert list(kinds) == ["request", "unverified"]
-    core.engine.dispose()
+    told = [o for o in _outbox(core) if o.template == "agent_update"]
+    assert [o.recipient for o in told] == ["agent@example.com", "second@example.com"]
+    body = message_from_bytes(told[0].raw, policy=policy.default).get_body(("plain",))
+    assert body is not None
+    assert "UNVERIFIED: bob@other.example is not on this ticket." in body.get_content()
+    assert _tickets(core)[0].status == "new"  # nothing reopened or changed by a stranger
+    core.close()
 
 
 def test_cc_participant_may_reply(core: Core) -> None:

@@ -242,11 +242,11 @@ class Intake:
         if result.outcome == "stored":
             self._on_commit()
         prefix = self._settings.tickets.prefix
+        tag = f" [{prefix}-{result.ticket}]" if result.ticket is not None else ""
         log.info(
-            "%s [%s-%s] %s via %s: %s",
+            "%s%s %s via %s: %s",
             result.message_id,
-            prefix,
-            result.ticket,
+            tag,
             result.outcome,
             result.source,
             result.detail,

@@ -9,6 +9,7 @@ Temporary failures back off exponentially up to ``max_attempts``; an uncertain d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -139,6 +140,7 @@ class OutboxWorker:
         self._executor = executor  # the daemon's single SQLite writer, or None: any thread
         self._wakeup = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None  # set by run(), for wake-ups
+        self._unrecorded: list[tuple[Claimed, Delivery]] = []  # outcomes the store refused
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
@@ -175,6 +177,7 @@ class OutboxWorker:
         (group commit) while the next row is already being delivered: under a flood of
         mail the worker waits for one batch per claim, not one per row.
         """
+        await self._record_unrecorded()
         claimed = await self._in_thread(self.claim, limit)
         recorded: list[tuple[Claimed, Delivery, asyncio.Future[str]]] = []
         for row in claimed:
@@ -183,16 +186,30 @@ class OutboxWorker:
             )
             recorded.append((row, delivery, self._record_later(row, delivery)))
             if not isinstance(self._executor, Writer):
-                await recorded[-1][2]  # one transaction at a time
+                with contextlib.suppress(TemporaryFailure):  # kept below
+                    await recorded[-1][2]  # one transaction at a time
+        failure: TemporaryFailure | None = None
         for row, delivery, state in recorded:
+            try:
+                outcome = await state
+            except TemporaryFailure as exc:  # delivered, but the store is down: keep the outcome
+                self._unrecorded.append((row, delivery))
+                failure = failure or exc
+                continue
             log.info(
-                "outbox %s %s -> %s: %s",
-                row.message_id,
-                row.recipients,
-                await state,
-                delivery.detail,
+                "outbox %s %s -> %s: %s", row.message_id, row.recipients, outcome, delivery.detail
             )
+        if failure is not None:
+            raise failure
         return len(claimed)
+
+    async def _record_unrecorded(self) -> None:
+        """Outcomes learnt while the store was down, written before anything is claimed,
+        so a mail the relay took is not handed to it again when its lease ends."""
+        while self._unrecorded:
+            row, delivery = self._unrecorded[0]
+            await self._record_later(row, delivery)  # TemporaryFailure: still down, kept
+            self._unrecorded.pop(0)
 
     def _record_later(self, claimed: Claimed, delivery: Delivery) -> asyncio.Future[str]:
         if isinstance(self._executor, Writer):

@@ -33,7 +33,7 @@ from mailticket.answers import Answers
 from mailticket.batch import Unit, run_batch
 from mailticket.decision import Context, Decision, agent_addresses, decide
 from mailticket.errors import MailRejected, ParseError, TemporaryFailure
-from mailticket.mail import InboundMail, parse
+from mailticket.mail import InboundMail, parse, peek_message_id
 from mailticket.models import Inbound
 from mailticket.notices import Renderer
 from mailticket.outbox import enqueue_many
@@ -205,6 +205,8 @@ class Intake:
         except Exception as exc:  # a parser bug must not lose the mail
             log.exception("parser failed on a %d-byte mail", len(raw))
             return Arrival(raw, source, notify, now, None, f"parser error: {exc!r}", replacing)
+        for note in mail.limit_notes:  # stored all the same: the raw mail keeps everything
+            log.warning("%s over a limit: %s", mail.message_id, note)
         checked = self._authenticate(mail)
         return Arrival(raw, source, notify, now, mail, replacing=replacing, agent_auth=checked)
 
@@ -308,6 +310,7 @@ class Intake:
             new_ticket=decision.action == "new",
         )  # fmt: skip
         events = tickets.decision_events(ticket.number, mail, decision, ctx, source)
+        events += [tickets.event(ticket.number, "limit", note, now) for note in mail.limit_notes]
         if decision.action == "bounce":
             block = self._settings.tickets.bounce_block
             events.append(tickets.record_bounce(connection, ticket.number, mail, now, block))
@@ -426,4 +429,4 @@ def _identity(arrival: Arrival) -> Identity:
     if arrival.mail is not None:
         return tickets.identity(arrival.mail)
     digest = hashlib.sha256(arrival.raw).hexdigest()
-    return Identity(f"sha256:{digest}", "", digest)
+    return Identity(f"sha256:{digest}", peek_message_id(arrival.raw), digest)

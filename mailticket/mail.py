@@ -2,7 +2,14 @@
 
 Tolerant by design: broken MIME, unknown charsets and missing headers still give a
 mail; text is never dropped (undecodable bytes are replaced and the mail is flagged
-``lossy``). Only bytes that are not a mail at all raise ParseError.
+``lossy``). Three outcomes are refused, each a MailRejected that intake quarantines raw:
+bytes that are not a mail at all (ParseError), a mail over a limit of
+:mod:`mailticket.limits` (LimitExceeded), and a mail from no usable sender
+(SenderRejected: no From, no valid address in it, or several) unless it is a bounce or
+an auto-reply, which may come from no one.
+
+Nothing a sender writes can break a header line: decoded header values, display names
+included, never hold control characters (an encoded word may decode to CR LF).
 
 This module reads the envelope (headers, addresses, ids, date, language) and assembles
 the mail; the stages it calls import nothing from it:
@@ -14,20 +21,24 @@ the mail; the stages it calls import nothing from it:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import Message
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from itertools import chain
 from typing import Final
 
-from mailticket import charsets, mime_tree
+import email_validator
+from email_validator import EmailNotValidError, validate_email
+
+from mailticket import charsets, limits, mime_tree
 from mailticket.dsn import Bounce, read_bounce
-from mailticket.errors import ParseError
+from mailticket.errors import LimitExceeded, MailRejected, ParseError, SenderRejected
 from mailticket.message_ids import ids, message_id
 from mailticket.mime_parts import Attachment, read_body, safe_filename
 
@@ -38,7 +49,9 @@ __all__ = [
     "InboundMail",
     "language",
     "parse",
+    "peek_message_id",
     "safe_filename",
+    "sendable_address",
 ]
 
 DEFAULT_MAX_ATTACHMENT_SIZE: Final = 10 * 1024 * 1024
@@ -69,6 +82,7 @@ class InboundMail:
     lossy: bool
     defects: tuple[str, ...]
     bounce: Bounce | None
+    limit_notes: tuple[str, ...] = ()  # what a soft limit left out, one line each (see limits.py)
 
     def header(self, name: str) -> tuple[str, ...]:
         """Every decoded value of header ``name`` (case-insensitive)."""
@@ -87,6 +101,16 @@ _NOT_LETTER: Final = re.compile(r"[\W\d_]+")
 _ADDR_SPEC: Final = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w.-]+")
 _LOSSY_HEADERS: Final = frozenset({"subject", "from", "to", "cc", "reply-to"})
 _LANGUAGE_SAMPLE: Final = 100_000  # characters; the start of a mail tells its language
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NO_ONE: Final = re.compile(r"(?i)\b(?:mailer-daemon|postmaster)\b|<\s*>")  # RFC 5321 4.5.5
+_PEEK: Final = 256 * 1024  # bytes of a mail's head that peek_message_id reads
+_REACHABLE: Final = frozenset({"localhost", "local"})  # special-use, yet mail gets there
+
+# email-validator's documented way to accept some special-use domain names (its README,
+# "Test addresses"); mailticket is its only user in the process.
+email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = [
+    name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES if name not in _REACHABLE
+]
 
 
 def parse(raw: bytes, *, max_attachment_size: int = DEFAULT_MAX_ATTACHMENT_SIZE) -> InboundMail:
@@ -98,27 +122,67 @@ def parse(raw: bytes, *, max_attachment_size: int = DEFAULT_MAX_ATTACHMENT_SIZE)
     if not raw.strip():
         raise ParseError("empty message")
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
-        if not any(name.strip() for name, _ in msg.raw_items()):
-            raise ParseError("no header block: not a mail")
-        return _build(raw, msg, max_attachment_size)
-    except ParseError:
+        msg = _read(raw)
+        tree = mime_tree.tree(msg)
+        problem = limits.header_problem(tree)
+        if problem:
+            raise LimitExceeded(f"limit: {problem}", _own_id(msg) or "")
+        return _build(raw, msg, tree, max_attachment_size)
+    except MailRejected:
         raise
     except Exception as exc:  # the boundary named above: nothing else may escape
         raise ParseError(f"unreadable mail: {type(exc).__name__}: {exc}") from exc
 
 
-def _build(raw: bytes, msg: Message, cap: int) -> InboundMail:
+def _read(raw: bytes) -> Message:
+    """The email package's tree of ``raw``; its parser recurses once per MIME level.
+
+    With ``policy.default`` the parser decodes each Content-Type as it reads, and some
+    broken parameters crash it (RFC 2231 in UTF-16 or UTF-7 with a cut character:
+    tests/mails/fuzz/). Everything here reads raw values, so such a mail is read again
+    with ``compat32``, whose parser leaves header values as they are.
+    """
+    msg: Message
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+    except RecursionError:
+        raise LimitExceeded(f"limit: {limits.TOO_DEEP}", peek_message_id(raw)) from None
+    except Exception:
+        msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+    if not any(name.strip() for name, _ in msg.raw_items()):
+        raise ParseError("no header block: not a mail")
+    return msg
+
+
+def peek_message_id(raw: bytes) -> str:
+    """The Message-ID of a mail that could not be parsed whole ("" when there is none),
+    read from its head alone: for the quarantine row and the log line."""
+    try:
+        head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw[:_PEEK])
+        return _own_id(head) or ""
+    except Exception:  # best effort by design: the caller quarantines the mail anyway
+        return ""
+
+
+def _own_id(msg: Message) -> str | None:
+    """The mail's own Message-ID, from its first Message-ID header."""
+    values = mime_tree.raw_values(msg, "message-id")
+    return message_id(charsets.decode_header(values[0]).text) if values else None
+
+
+def _build(raw: bytes, msg: Message, tree: list[Message], cap: int) -> InboundMail:
     """Assemble the InboundMail from the parsed tree."""
-    tree = mime_tree.tree(msg)
     hint = _charset_hint(tree)
     headers, headers_lossy = _headers(msg, hint)
+    own_id = message_id(_first(headers, "message-id"))
+    content_type, params = mime_tree.content_type(msg, hint)
+    senders = _mailboxes(msg, "from", hint)
+    problem = _sender_problem(msg, senders)
+    if problem and not _may_come_from_no_one(msg, headers, content_type):
+        raise SenderRejected(f"sender: {problem}", own_id or "")
     body = read_body(msg, cap=cap, hint=hint, linesep="\r\n" if b"\r\n" in raw else "\n")
     subject = _first(headers, "subject") or ""
-    senders = _mailboxes(msg, "from", hint)
-    own_id = message_id(_first(headers, "message-id"))
     sha256 = hashlib.sha256(raw).hexdigest()
-    content_type, params = mime_tree.content_type(msg, hint)
     report = params.get("report-type")
     return InboundMail(
         raw=raw,
@@ -144,7 +208,37 @@ def _build(raw: bytes, msg: Message, cap: int) -> InboundMail:
         lossy=headers_lossy or body.lossy,
         defects=_defects(tree),
         bounce=read_bounce(msg, content_type, report.text.lower() if report else ""),
+        limit_notes=body.notes,
     )
+
+
+def _sender_problem(msg: Message, senders: list[tuple[str, str]]) -> str | None:
+    """Why the From header gives no single valid author, or None."""
+    values = mime_tree.raw_values(msg, "from")
+    if not values:
+        return "no From header"
+    distinct = list(dict.fromkeys(address for _, address in senders))
+    if not distinct:
+        shown = charsets.decode_header(values[0]).text
+        return f"no valid address in From {_CONTROL.sub(' ', shown)[:100]!r}"
+    if len(distinct) > 1:
+        listed = ", ".join(distinct[:3])
+        return f"From names {len(distinct)} mailboxes ({listed}): the requester is ambiguous"
+    return None
+
+
+def _may_come_from_no_one(
+    msg: Message, headers: tuple[tuple[str, str], ...], content_type: str
+) -> bool:
+    """A bounce or an auto-reply: a report (RFC 6522), ``Auto-Submitted`` (RFC 3834), or a
+    From naming the null sender or MAILER-DAEMON / postmaster. The guard keeps such mail
+    from being answered; without a usable sender it is still read (a bounce about our mail)."""
+    if content_type == "multipart/report":
+        return True
+    submitted = (value.strip().lower() for key, value in headers if key == "auto-submitted")
+    if any(value not in ("", "no") for value in submitted):
+        return True
+    return any(_NO_ONE.search(value) for value in mime_tree.raw_values(msg, "from"))
 
 
 def _charset_hint(tree: list[Message]) -> str | None:
@@ -165,7 +259,7 @@ def _headers(msg: Message, hint: str | None) -> tuple[tuple[tuple[str, str], ...
     for name, value in msg.raw_items():
         key = name.strip().lower()
         decoded = charsets.decode_header(str(value), hint)
-        pairs.append((key, decoded.text))
+        pairs.append((key, _CONTROL.sub(" ", decoded.text)))
         lossy = lossy or (decoded.lossy and key in _LOSSY_HEADERS)
     return tuple(pairs), lossy
 
@@ -176,10 +270,11 @@ def _first(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
 
 
 def _mailboxes(msg: Message, name: str, hint: str | None) -> list[tuple[str, str]]:
-    """(display name, lower-case addr-spec) of each address with an "@" in header ``name``.
+    """(display name, lower-case addr-spec) of each valid address in header ``name``.
 
     The list is split with encoded words hidden: a decoded display name may hold "," or
-    "<x@y>", which must never become an address of its own (From spoofing).
+    "<x@y>", which must never become an address of its own (From spoofing). Display
+    names lose control characters; invalid addresses are left out (see ``sendable_address``).
     """
     raw = ", ".join(
         charsets.decode_header(v, hint, words=False).text for v in mime_tree.raw_values(msg, name)
@@ -189,14 +284,38 @@ def _mailboxes(msg: Message, name: str, hint: str | None) -> list[tuple[str, str
         pairs = getaddresses([hidden])
     except RecursionError:  # the stdlib recurses once per ":" (group syntax); a hostile list
         pairs = [("", found) for found in _ADDR_SPEC.findall(hidden)]
+    found = ((display, sendable_address(addr.strip())) for display, addr in pairs)
     return [
         (
-            charsets.decode_header(charsets.show_words(display, words), hint).text,
-            addr.strip().lower(),
+            _CONTROL.sub(
+                " ", charsets.decode_header(charsets.show_words(display, words), hint).text
+            ),
+            addr,
         )
-        for display, addr in pairs
-        if "@" in addr
+        for display, addr in found
+        if addr is not None
     ]
+
+
+@functools.lru_cache(maxsize=4096)
+def sendable_address(address: str) -> str | None:
+    """``address`` as mailticket writes to it (lower case, an internationalised domain in
+    its ASCII form), or None when it is not valid: email-validator's syntax check (RFC
+    5321) without DNS, quoted local parts, IP literals or a non-ASCII local part (mail
+    goes out without SMTPUTF8). Dotless hosts, ``localhost``, ``.local`` and ``.test``
+    pass (cron mail, intranets, test setups); ``.invalid``, ``.onion`` and ``.arpa`` never
+    reach anyone."""
+    try:
+        found = validate_email(
+            address,
+            allow_smtputf8=False,
+            check_deliverability=False,
+            globally_deliverable=False,
+            test_environment=True,
+        )
+    except EmailNotValidError:
+        return None
+    return found.ascii_email.lower() if found.ascii_email else None
 
 
 def _addresses(msg: Message, name: str, hint: str | None) -> tuple[str, ...]:

@@ -3,7 +3,8 @@
 Text is never dropped: undecodable bytes are replaced and the body is flagged ``lossy``.
 Of a ``multipart/alternative`` the first plain text and the last HTML are kept; every
 other part that is not body text becomes an :class:`Attachment` (forwarded mails too),
-named safely and capped in size.
+named safely and capped in size. Parts nested deeper than ``limits.MAX_DEPTH`` are kept
+whole as one attachment; both limits leave a note (``Body.notes``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ from typing import Final
 
 from inscriptis import get_text
 
-from mailticket import charsets, mime_tree
+from mailticket import charsets, limits, mime_tree
 from mailticket.charsets import Decoded
-
-MAX_DEPTH: Final = 40  # deeper MIME nesting is not walked; the raw mail keeps it anyway
 
 _UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _BODY_TYPES: Final = frozenset({"text/plain", "text/html"})
@@ -32,6 +31,7 @@ _DEFAULT_NAMES: Final = {
     "application/ms-tnef": "winmail.dat",
     "text/calendar": "invite.ics",  # not in Python's built-in table
 }
+_NESTED_NAME: Final = "parts.eml"  # a multipart below limits.MAX_DEPTH, kept whole
 # Python's built-in type table only, so that names do not depend on the host's mime.types;
 # built here, because creating it reads those files once (parse itself does no I/O).
 _MIME_TYPES: Final = mimetypes.MimeTypes()
@@ -53,6 +53,7 @@ class Body:
     html: str
     attachments: tuple[Attachment, ...]
     lossy: bool
+    notes: tuple[str, ...]  # what a limit left out (see mailticket.limits)
 
 
 def read_body(msg: Message, *, cap: int, hint: str | None, linesep: str) -> Body:
@@ -69,6 +70,7 @@ def read_body(msg: Message, *, cap: int, hint: str | None, linesep: str) -> Body
         html=_newlines(html),
         attachments=tuple(parts.attachments),
         lossy=parts.lossy,
+        notes=tuple(parts.notes),
     )
 
 
@@ -82,11 +84,14 @@ class _Parts:
     plain: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     lossy: bool = False
 
     def branch(self) -> _Parts:
-        """A collector for one alternative; attachments go to the shared list."""
-        return _Parts(self.cap, self.hint, self.linesep, attachments=self.attachments)
+        """A collector for one alternative; attachments and notes go to the shared lists."""
+        return _Parts(
+            self.cap, self.hint, self.linesep, attachments=self.attachments, notes=self.notes
+        )
 
 
 def _walk(part: Message, parts: _Parts, depth: int) -> None:
@@ -97,9 +102,13 @@ def _walk(part: Message, parts: _Parts, depth: int) -> None:
         _leaf(part, content_type, parts, depth == 0)
     elif content_type == mime_tree.DELIVERY_STATUS:
         return  # read by dsn.read_bounce
-    elif content_type.startswith("message/") or depth >= MAX_DEPTH:
+    elif content_type.startswith("message/"):
         data = _message_bytes(part, children, parts.linesep)
         parts.attachments.append(_attachment(part, content_type, data, parts))
+    elif depth >= limits.MAX_DEPTH:  # the whole subtree, headers and boundaries, as a file
+        data = mime_tree.flatten(part, parts.linesep)
+        parts.attachments.append(_attachment(part, content_type, data, parts))
+        parts.notes.append(limits.depth_note(parts.attachments[-1].filename))
     elif content_type == "multipart/alternative":
         _walk_alternative(children, parts, depth)
     else:
@@ -164,6 +173,8 @@ def _attachment(part: Message, content_type: str, data: bytes, parts: _Parts) ->
     name = safe_filename(_filename(part, parts.hint))
     name = name or _default_name(content_type, len(parts.attachments) + 1)
     content = data if len(data) <= parts.cap else None
+    if content is None:
+        parts.notes.append(limits.attachment_note(name, len(data), parts.cap))
     return Attachment(filename=name, content_type=content_type, size=len(data), content=content)
 
 
@@ -197,6 +208,8 @@ def _default_name(content_type: str, index: int) -> str:
     """``attachment-N`` with an extension guessed from the content type."""
     if content_type in _DEFAULT_NAMES:
         return _DEFAULT_NAMES[content_type]
+    if content_type.startswith("multipart/"):
+        return _NESTED_NAME
     return f"attachment-{index}{_MIME_TYPES.guess_extension(content_type) or ''}"
 
 

@@ -77,8 +77,17 @@ def flatten(msg: Message, linesep: str) -> bytes:
 
 
 def _as_received(msg: Message, linesep: str) -> bytes:
-    """Best effort for a tree no generator can write: raw headers and decoded payloads."""
-    head = "".join(f"{name}: {value}{linesep}" for name, value in msg.raw_items())
+    """Best effort for a tree no generator can write (broken, or nested too deep for its
+    recursion): raw headers, payloads as received, the declared boundaries between parts."""
+    newline = linesep.encode()
+    head = charsets.to_bytes("".join(f"{k}: {v}{linesep}" for k, v in msg.raw_items())) + newline
     parts = children(msg)
-    body = [payload_bytes(msg)] if parts is None else [_as_received(c, linesep) for c in parts]
-    return charsets.to_bytes(head + linesep) + linesep.encode().join(body)
+    if parts is None:
+        payload = msg.get_payload()  # a leaf's: the text as received, 8-bit bytes as surrogates
+        return head + charsets.to_bytes(payload if isinstance(payload, str) else "")
+    boundary = msg.get_boundary()
+    if not boundary:  # message/*: the inner message follows the headers
+        return head + b"".join(_as_received(child, linesep) for child in parts)
+    dash = charsets.to_bytes(f"--{boundary}")
+    body = b"".join(dash + newline + _as_received(c, linesep) + newline for c in parts)
+    return head + body + dash + b"--" + newline

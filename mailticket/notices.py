@@ -190,7 +190,8 @@ def _header_value(name: str, value: str) -> str:
     clean = one_line(value)
     if name in _ADDRESS_HEADERS and not clean.isascii():  # the address itself stays readable
         clean = ", ".join(formataddr(pair, charset="utf-8") for pair in getaddresses([clean]))
-    if clean.isascii() and len(name) + len(clean) < 76:
+    plain = clean.isascii() and "=?" not in clean  # else a client would decode it as a word
+    if plain and len(name) + len(clean) < 76:
         return clean
-    charset = "us-ascii" if clean.isascii() else "utf-8"
+    charset = "us-ascii" if plain else "utf-8"
     return Header(clean, charset, header_name=name).encode(linesep="\r\n")

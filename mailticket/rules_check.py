@@ -16,7 +16,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
-from mailticket.errors import ParseError
+from mailticket.errors import MailRejected
 from mailticket.mail import InboundMail, parse
 from mailticket.rules import Routing, RuleSet, validate
 from mailticket.rules_schema import Expect, InlineMail, RuleTest
@@ -82,7 +82,7 @@ def run_test(rules: RuleSet, test: RuleTest, base: Path) -> str | None:
     """None when the routing is as expected, else what differs and what matched."""
     try:
         mail = _test_mail(test, base)
-    except (OSError, ParseError) as exc:
+    except (OSError, MailRejected) as exc:
         return f"cannot read the mail: {exc}"
     routing = rules.route(mail)
     differences = _differences(test.expect, routing)

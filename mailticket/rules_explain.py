@@ -25,7 +25,7 @@ from mailticket.decision import (
     agent_addresses,
     decide,
 )
-from mailticket.errors import ParseError, TemporaryFailure
+from mailticket.errors import MailRejected, TemporaryFailure
 from mailticket.mail import InboundMail, parse
 from mailticket.models import Setting
 from mailticket.rules import RuleSet
@@ -77,7 +77,7 @@ def explain(settings: Settings, rules: RuleSet, raw: bytes, now: datetime) -> di
     """The decision for ``raw`` as the JSON shape of ``explain --json``."""
     try:
         mail = parse(raw, max_attachment_size=settings.tickets.max_attachment_size)
-    except ParseError as exc:
+    except MailRejected as exc:
         return {"outcome": "quarantined", "error": str(exc)}
     return as_dict(_decide(settings, rules, mail, now), settings.tickets.prefix)
 

@@ -45,6 +45,7 @@ class InboxHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         if len(raw) > self._max_size:
+            log.warning("smtp: %d-byte message over smtp.max_message_size -> 552", len(raw))
             return TOO_BIG
         self.in_flight += 1
         try:
@@ -66,6 +67,7 @@ class _InboxSMTP(SMTP):
     async def push(self, status: Any) -> None:
         text = status.decode() if isinstance(status, bytes) else str(status)
         if text.startswith("552 Error"):
+            log.warning("smtp: message over smtp.max_message_size (%s) -> 552", text[4:].strip())
             status = TOO_BIG
         await super().push(status)
 

@@ -160,7 +160,8 @@ def test_a_second_signature_can_vouch_when_the_first_does_not(key: tuple[bytes, 
 
 
 def test_two_from_headers_are_never_authenticated(key: tuple[bytes, bytes]) -> None:
-    raw = signed(raw_mail(headers="From: mallory@evil.example\r\n"), key)
+    # the same address twice: parse() reads it (two different ones are quarantined there)
+    raw = signed(raw_mail(headers="From: Alice <alice@example.com>\r\n"), key)
     result = verdict(raw, published(key, "example.com"))
     assert result == Verdict(False, "not authenticated: 2 From headers")
 

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.errors import ParseError
-from mailticket.mail import Attachment, Bounce, InboundMail, language, parse, safe_filename
+from mailticket.errors import ParseError, SenderRejected
+from mailticket.mail import (
+    Attachment,
+    Bounce,
+    InboundMail,
+    language,
+    parse,
+    peek_message_id,
+    safe_filename,
+    sendable_address,
+)
 
 MAILS = Path(__file__).resolve().parent / "mails"
 CST = timezone(timedelta(hours=8))
@@ -127,15 +136,101 @@ def test_8bit_header_uses_the_charset_the_mail_declares() -> None:
             "attacker@evil.example",
             "agent@example.com <agent@example.com>",
         ),
-        (b"From: MAILER-DAEMON (Mail Delivery System)", "", ""),
-        (b"From: ", "", ""),
+        (b"From: MAILER-DAEMON (Mail Delivery System)", "", ""),  # bounces come from no one
+        (b"From: Mail Delivery System <>", "", ""),
         (b"From: <<<>>>", "", ""),
-        (b"Sender: nobody@example.com", "", ""),  # no From at all
+        (  # an encoded CR LF cannot reach a header line through the display name
+            b"From: =?utf-8?Q?Bob=0D=0ABcc:_x@evil.example?= <bob@example.com>",
+            "bob@example.com",
+            "Bob  Bcc: x@evil.example",
+        ),
     ],
 )
 def test_from(header: bytes, address: str, name: str) -> None:
     parsed = parse(mail(header, b"Subject: s"))
     assert (parsed.from_addr, parsed.from_name) == (address, name)
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ((b"Sender: nobody@example.com",), "sender: no From header"),
+        ((b"From: ",), "sender: no valid address in From ''"),
+        ((b"From: Just A Name",), "sender: no valid address in From 'Just A Name'"),
+        ((b"From: big bug bb@bug.com",), "sender: no valid address in From 'big bug bb@bug.com'"),
+        ((b"From: a@b_c.example",), "sender: no valid address in From 'a@b_c.example'"),
+        (
+            (b"From: a@mailticket.invalid",),
+            "sender: no valid address in From 'a@mailticket.invalid'",
+        ),
+        ((b'From: "evil@x.example, v"@y.example',), "sender: no valid address in From"),
+        ((b"From: =?utf-8?Q?bob=40example.com?=",), "sender: no valid address in From"),
+        (
+            (b"From: A <a@example.com>, b@example.com",),
+            "sender: From names 2 mailboxes (a@example.com, b@example.com): the requester is ambiguous",
+        ),
+        (
+            (
+                b"From: a@example.com",
+                b"From: b@example.com",
+            ),  # two From fields: RFC 5322 allows one
+            "sender: From names 2 mailboxes (a@example.com, b@example.com): the requester is ambiguous",
+        ),
+    ],
+)
+def test_mail_without_one_valid_sender_is_rejected(headers: tuple[bytes, ...], reason: str) -> None:
+    with pytest.raises(SenderRejected) as rejected:
+        parse(mail(*headers, b"Subject: s", b"Message-ID: <who@example.com>"))
+    assert str(rejected.value).startswith(reason)
+    assert rejected.value.message_id == "<who@example.com>"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        (b"From: MAILER-DAEMON",),  # no domain
+        (b"From: Mail Delivery Subsystem <MAILER-DAEMON>",),
+        (b"From: postmaster",),
+        (b"From: <>",),
+        (b"Auto-Submitted: auto-replied",),  # RFC 3834, and no From at all
+        (b"Content-Type: multipart/report; report-type=delivery-status; boundary=b",),
+    ],
+)
+def test_bounces_and_auto_replies_may_come_from_no_one(headers: tuple[bytes, ...]) -> None:
+    parsed = parse(mail(*headers, b"Subject: Undelivered Mail"))
+    assert parsed.from_addr == ""
+
+
+def test_same_sender_twice_is_one_sender() -> None:
+    parsed = parse(mail(b"From: A <a@example.com>", b"From: a@EXAMPLE.com", b"Subject: s"))
+    assert parsed.from_addr == "a@example.com"
+
+
+@pytest.mark.parametrize(
+    ("address", "sendable"),
+    [
+        ("alice@customer.example", "alice@customer.example"),
+        ("Alice.Smith@Customer.EXAMPLE", "alice.smith@customer.example"),
+        ("wk@example.cn", "wk@example.cn"),
+        ("wk@例子.中国", "wk@xn--fsqu00a.xn--fiqs8s"),  # the ASCII form of the domain
+        ("mailer-daemon@mx", "mailer-daemon@mx"),  # a dotless host name: mail from inside a network
+        ("someone@lab.test", "someone@lab.test"),
+        ("root@localhost", "root@localhost"),  # cron mail
+        ("someone@printer.local", "someone@printer.local"),  # an intranet
+        ("x@mailticket.invalid", None),  # special-use names that reach no one
+        ("x@abcdefghijklmnop.onion", None),
+        ("用户@例子.中国", None),  # RFC 6531: needs SMTPUTF8, which the outbox does not speak
+        ('"a b"@example.com', None),
+        ("a@[192.0.2.1]", None),
+        ("a..b@example.com", None),
+        ("a@b_c.example", None),
+        ("@example.com", None),
+        ("a@example.com\r\nbcc:x@y.example", None),
+        ("", None),
+    ],
+)
+def test_sendable_address(address: str, sendable: str | None) -> None:
+    assert sendable_address(address) == sendable
 
 
 @pytest.mark.parametrize(
@@ -146,6 +241,7 @@ def test_from(header: bytes, address: str, name: str) -> None:
         ((b"Cc: =?utf-8?Q?a,b?= <x@y.z>, c@d.e",), "cc", ("x@y.z", "c@d.e")),
         ((b"Reply-To: Team <team@example.com>",), "reply_to", ("team@example.com",)),
         ((b"To: no-at-sign",), "to", ()),
+        ((b"Cc: ok@example.com, @example.com, x@y_z.example",), "cc", ("ok@example.com",)),
         ((b"To: first@example.com, " + b"=?utf-8?Q?x:1?= " * 3000,), "to", ("first@example.com",)),
     ],
 )
@@ -386,7 +482,7 @@ def test_base64_message_rfc822_is_decoded() -> None:
             "dsn.eml",
             Bounce(
                 "<MT-42.abcdef@support.example.com>",
-                ("slow@example.org", "gone@example.org"),
+                ("gone@example.org",),  # failed; "slow" is only delayed (dsn.read_bounce)
                 "failed",
                 "5.1.1",
             ),
@@ -395,7 +491,7 @@ def test_base64_message_rfc822_is_decoded() -> None:
             "dsn_headers_only.eml",
             Bounce(
                 "<MT-43.fedcba@support.example.com>",
-                ("slow@example.org", "gone@example.org"),
+                ("gone@example.org",),  # failed; "slow" is only delayed (dsn.read_bounce)
                 "failed",
                 "5.1.1",
             ),
@@ -518,7 +614,7 @@ def test_not_a_mail_raises_parse_error(raw: bytes) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        b"Subject: only a header",
+        b"From: a@example.com\r\nSubject: only a header",
         b"From: a@example.com\r\nContent-Type: multipart/mixed\r\n\r\nno boundary at all",
         b'From: a@example.com\r\nContent-Type: text/plain; charset="\x00bad"\r\n\r\n\xff',
         b"From: a@example.com\r\nContent-Type: text/plain; charset=base64\r\n\r\nabc",
@@ -528,3 +624,30 @@ def test_not_a_mail_raises_parse_error(raw: bytes) -> None:
 )
 def test_broken_mime_still_gives_a_mail(raw: bytes) -> None:
     assert parse(raw).raw == raw
+
+
+@pytest.mark.parametrize(
+    ("header", "subject"),
+    [
+        (b"Subject: =?utf-8?Q?a=0D=0ABcc:_x@evil.example?=", "a  Bcc: x@evil.example"),
+        (b"Subject: =?utf-8?B?dGFiCXZ0C251bAA=?=", "tab vt nul "),
+        (b"Subject: \xe2\x80\xaeright-to-left", "\u202eright-to-left"),  # text, not a control
+    ],
+)
+def test_decoded_headers_hold_no_control_characters(header: bytes, subject: str) -> None:
+    parsed = parse(mail(b"From: a@example.com", header))
+    assert parsed.subject == subject
+    assert parsed.header("subject") == (subject,)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (mail(b"From: a@example.com", b"Message-ID: <peek@example.com>"), "<peek@example.com>"),
+        (b"Message-Id:\r\n <folded@example.com>\r\n\r\n", "<folded@example.com>"),
+        (b"Subject: none\r\n\r\nMessage-ID: <in-body@example.com>\r\n", ""),
+        (b"\x00\xff garbage", ""),
+    ],
+)
+def test_peek_message_id_reads_the_head_alone(raw: bytes, expected: str) -> None:
+    assert peek_message_id(raw) == expected

@@ -211,8 +211,8 @@ class AccountPoller:
                 committed.append((mail.uid, result.message_id or _digest(mail.raw)))
         finally:
             if committed:
-                await self._db(ledger.record, self._engine, key, committed, self._clock())
-                await self._settle(mailbox, key, [uid for uid, _ in committed])
+                mine = await self._db(ledger.record, self._engine, key, committed, self._clock())
+                await self._settle(mailbox, key, sorted(mine))  # another daemon settles the rest
 
     async def _settle(self, mailbox: Mailbox, key: Folder, uids: list[int]) -> None:
         if uids:

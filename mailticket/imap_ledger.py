@@ -79,8 +79,14 @@ def unsettled(engine: Engine, key: Folder) -> list[int]:
         return sorted(session.exec(query).all())
 
 
-def record(engine: Engine, key: Folder, entries: Sequence[tuple[int, str]], now: datetime) -> None:
-    """Ledger rows for committed mails: (UID, dedupe key), not yet settled."""
+def record(
+    engine: Engine, key: Folder, entries: Sequence[tuple[int, str]], now: datetime
+) -> list[int]:
+    """Ledger rows for committed mails: (UID, dedupe key), not yet settled.
+
+    Returns the UIDs this call recorded: the caller settles those. A UID another daemon
+    recorded first is that daemon's to flag and move (two MOVEs of one mail at the same
+    moment leave two copies in the processed folder, or fail with EXPUNGEISSUED)."""
     values = [
         {
             "account": key.account,
@@ -94,7 +100,8 @@ def record(engine: Engine, key: Folder, entries: Sequence[tuple[int, str]], now:
         for uid, dedupe_key in entries
     ]
     with store.transaction(engine) as session:
-        session.execute(_insert(session, ImapSeen).values(values).on_conflict_do_nothing())
+        statement = _insert(session, ImapSeen).values(values).on_conflict_do_nothing()
+        return list(session.execute(statement.returning(col(ImapSeen.uid))).scalars())
 
 
 def mark_done(engine: Engine, key: Folder, uids: Sequence[int]) -> None:

@@ -33,6 +33,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Ticket(SQLModel, table=True):
+    # `tickets list --status S --queue Q`: SQLite (never ANALYZEd) would use the status index
+    # alone and read every ticket of that status
+    __table_args__ = (Index("ix_ticket_queue_status", "queue", "status"),)
+
     number: int | None = Field(default=None, primary_key=True)
     subject: str = Field(sa_type=Text)
     status: str = Field(default="new", index=True)  # new, open, pending, resolved, closed

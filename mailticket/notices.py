@@ -190,6 +190,7 @@ def _header_value(name: str, value: str) -> str:
     clean = one_line(value)
     if name in _ADDRESS_HEADERS and not clean.isascii():  # the address itself stays readable
         clean = ", ".join(formataddr(pair, charset="utf-8") for pair in getaddresses([clean]))
+        return Header(clean, "us-ascii", header_name=name).encode(linesep="\r\n")
     plain = clean.isascii() and "=?" not in clean  # else a client would decode it as a word
     if plain and len(name) + len(clean) < 76:
         return clean

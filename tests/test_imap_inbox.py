@@ -174,6 +174,27 @@ def test_idle_picks_up_new_mail_then_moves_it(dovecot: Dovecot, core: Core) -> N
         assert session.exec(select(Inbound.source)).all() == ["imap"]
 
 
+def test_two_pollers_on_one_mailbox_move_each_mail_once(
+    dovecot: Dovecot, core: Core, tmp_path: Path
+) -> None:
+    """Two daemons woken by IDLE for the same new mail: it is stored once and moved once
+    (by the daemon whose ledger row won), never copied twice into the processed folder."""
+    (tmp_path / "other").mkdir()
+    other = build_core(make_settings(tmp_path / "other", core.settings.database.url))
+    user = dovecot.new_user()
+    imap = account(dovecot, user, poll_interval=2)
+    with other, PollerThread(core, imap), PollerThread(other, imap):
+        wait_for(synced(core, imap), "the first sync")
+        wait_for(synced(other, imap), "the other's first sync")
+        time.sleep(IDLE_SETTLE)
+        dovecot.append(user, [build_mail(subject=f"m{n}") for n in range(60)])
+        wait_for(lambda: not dovecot.contents(user), "INBOX emptied", timeout=60)
+    assert count(core, Ticket) == 60
+    assert len(dovecot.contents(user, "Processed")) == 60
+    row = status(core, imap_ledger.account_name(imap))
+    assert row is not None and row.last_error is None
+
+
 def test_idle_is_reissued_before_the_server_would_drop_it(dovecot: Dovecot, core: Core) -> None:
     """RFC 2177: a server may end an IDLE after 29 minutes; ``idle_renew`` comes first."""
     user = dovecot.new_user()

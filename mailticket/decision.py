@@ -272,9 +272,11 @@ def _agent_identity(mail: InboundMail, facts: TicketFacts, ctx: Context) -> tupl
 
 def _audience(facts: TicketFacts, view: StoreView, ctx: Context) -> Audience:
     rules = ctx.rules
-    agents = [facts.assignee] if facts.assignee else list(rules.agents_of(facts.queue))
+    queue = list(rules.agents_of(facts.queue))
+    agents = [facts.assignee] if facts.assignee else queue
     return Audience(
         agents=[a.lower() for a in agents],
+        team=[a.lower() for a in (*queue, *agents)],
         colleagues=agent_addresses(rules),
         own=ctx.own_addresses,
         deliverable=lambda address: not view.undeliverable(address, ctx.now),

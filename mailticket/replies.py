@@ -47,6 +47,7 @@ class Audience:
     """Who may hear of a ticket's mail: the agents, and the addresses mail must not go to."""
 
     agents: Sequence[str]  # the ticket's assignee, else its queue's agents
+    team: Sequence[str]  # the queue's agents and the assignee: who reads internal notes
     colleagues: Collection[str]  # every agent of any queue: never a relay's Cc
     own: Collection[str]  # our own addresses
     deliverable: Callable[[str], bool]  # not blocked by a recent bounce
@@ -75,7 +76,7 @@ def agent_plan(
         kind = "note"
         answers += [
             Answer("agent_note", agent, automatic=False, text=read.text)
-            for agent in _others(audience.agents, sender, audience)
+            for agent in _others(audience.team, sender, audience)
         ]
     else:
         kind = "agent"

@@ -204,6 +204,16 @@ def test_note_goes_to_the_other_agents_only(core: Core) -> None:
     assert list(kinds) == ["request", "note"]
 
 
+def test_assignee_note_reaches_the_rest_of_the_queue(core: Core) -> None:
+    _open(core)
+    _agent_mail(core, "#assign me")
+    seen = _last_outbox_id(core)
+    _agent_mail(core, "#note\nWaiting for the vendor.")
+    assert [(r.template, r.recipient) for r in _outbox(core, after=seen)] == [
+        ("agent_note", SECOND)
+    ]
+
+
 def test_mail_to_the_comment_address_is_a_note(tmp_path: Path, db_url: str, clock: Clock) -> None:
     settings = make_settings(tmp_path, db_url, tickets={"comment_address": "notes@example.org"})
     with build_core(settings, clock=clock) as core:

@@ -22,13 +22,6 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 40.0  # the daemon's own drain timeout is 30 s
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def write_config(
     path: Path, tables: dict[str, dict[str, object]], imap: list[dict[str, object]]
 ) -> None:

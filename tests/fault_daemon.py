@@ -19,13 +19,6 @@ from types import TracebackType
 LOST = 0  # the "code" of an attempt whose connection died before the answer
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def clean_environment(**settings: str) -> dict[str, str]:
     """This process's environment without stray ``MAILTICKET_*``, plus ``settings``."""
     kept = {k: v for k, v in os.environ.items() if not k.startswith("MAILTICKET_")}

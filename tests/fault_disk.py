@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault_daemon import free_port
+from tests.dovecot import free_port
 from tests.pg_cluster import BIN, Cluster
 
 CHUNK = 64 * 1024

@@ -40,7 +40,8 @@ from mailticket.models import Event, Inbound, Outbox, Ticket
 from mailticket.outbox import OutboxWorker, backoff
 from mailticket.transport import build_transport
 from tests.conftest import Clock, build_mail, make_settings
-from tests.fault_daemon import LOST, Mta, ServeProcess, clean_environment, free_port
+from tests.dovecot import free_port
+from tests.fault_daemon import LOST, Mta, ServeProcess, clean_environment
 from tests.fault_disk import fill, free_bytes, postgres_on, small_disk
 from tests.fault_relay import LockingRelay, Relay
 

@@ -29,8 +29,8 @@ from sqlalchemy.sql import Executable
 from mailticket import store
 from mailticket.store import EVENT, INBOUND, OUTBOX, TICKET
 from tests.conftest import ROOT, build_mail, pg_schema
-from tests.daemon_process import DaemonProcess, free_port, write_config
-from tests.dovecot import PASSWORD, Dovecot, running_dovecot
+from tests.daemon_process import DaemonProcess, write_config
+from tests.dovecot import PASSWORD, Dovecot, free_port, running_dovecot
 
 pytestmark = pytest.mark.postgres
 

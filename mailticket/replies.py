@@ -81,7 +81,7 @@ def agent_plan(
     else:
         kind = "agent"
         status = status or "pending"
-        changes = _with(changes, answered=True)
+        changes = replace(changes, answered=True)
         relay = _relay(read.text, sender, facts, audience)
         answers += [relay] if relay else []
     if status is None and facts.status == "new":
@@ -118,20 +118,16 @@ def _commands(commands: Sequence[Command], facts: TicketFacts) -> tuple[str | No
             case SetStatus(status=wanted):
                 status = wanted
             case Assign(agent=agent) if agent != (facts.assignee or "").lower():
-                changes = _with(changes, assignee=agent)
+                changes = replace(changes, assignee=agent)
             case SetPriority(priority=priority) if priority != facts.priority:
-                changes = _with(changes, priority=priority)
+                changes = replace(changes, priority=priority)
             case SetQueue(queue=queue) if queue != facts.queue:
-                changes = _with(changes, queue=queue)
+                changes = replace(changes, queue=queue)
             case Tag(words=words):
-                changes = _with(changes, tags_added=(*changes.tags_added, *words))
+                changes = replace(changes, tags_added=(*changes.tags_added, *words))
             case Untag(words=words):
-                changes = _with(changes, tags_removed=(*changes.tags_removed, *words))
+                changes = replace(changes, tags_removed=(*changes.tags_removed, *words))
     return status, changes
-
-
-def _with(changes: Changes, **values: object) -> Changes:
-    return replace(changes, **values)  # type: ignore[arg-type]
 
 
 def _relay(text: str, sender: str, facts: TicketFacts, audience: Audience) -> Answer | None:

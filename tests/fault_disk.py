@@ -46,8 +46,9 @@ def fill(disk: Path) -> Path:
     with filler.open("wb", buffering=0) as out:
         for size in (CHUNK, 1):
             try:
-                while out.write(bytes(size)):
-                    pass
+                written = out.write(bytes(size))
+                while written:
+                    written = out.write(bytes(size))
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise

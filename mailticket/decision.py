@@ -14,7 +14,15 @@ from typing import Literal, Protocol
 
 from mailticket import agent_auth
 from mailticket.agent_commands import Known, is_status_request
-from mailticket.decision_parts import NO_CHANGES, Answer, Changes, TicketFacts
+from mailticket.decision_parts import (
+    NO_CHANGES,
+    Answer,
+    Changes,
+    GuardHistory,
+    GuardWindows,
+    TicketFacts,
+    Window,
+)
 from mailticket.guard import Verdict, classify
 from mailticket.mail import InboundMail
 from mailticket.replies import Audience, Plan, agent_plan, requester_plan
@@ -45,11 +53,10 @@ class StoreView(Protocol):
     def ticket(self, number: int) -> TicketFacts | None: ...
     def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None: ...
     def requester_of(self, number: int) -> str | None: ...
-    def auto_replies_since(self, address: str, since: datetime) -> int: ...
     def undeliverable(self, address: str, now: datetime) -> bool: ...
-    def paused_until(self, address: str, now: datetime) -> datetime | None: ...
-    def auto_replies_on_ticket(self, address: str, ticket: int, since: datetime) -> int: ...
-    def auto_replies_total_since(self, since: datetime) -> int: ...
+    def guard_history(
+        self, address: str, ticket: int | None, now: datetime, windows: GuardWindows
+    ) -> GuardHistory: ...
 
 
 Action = Literal["new", "append", "bounce", "ignore", "status"]
@@ -114,7 +121,9 @@ class Context:
 
 def decide(mail: InboundMail, view: StoreView, ctx: Context) -> Decision:
     """The whole decision for one mail; rules and ``extract`` only ever see it masked."""
-    secrets = scan_mail(mail.text, mail.html, mail.subject)
+    secrets = mail.secrets
+    if secrets is None:
+        secrets = scan_mail(mail.text, mail.html, mail.subject)
     if not secrets:
         return _decide(mail, view, ctx)
     decision = _decide(masked_mail(mail), view, ctx)
@@ -436,26 +445,31 @@ def _automatic_refused(
     """Whether an automatic answer to ``address`` may go: the loop guards (RFC 3834 §2,
     and budgets, since a naive auto-responder answers every answer)."""
     now, settings = ctx.now, ctx.settings
-    if view.undeliverable(address, now):
+    burst, per_ticket, total = (
+        settings.auto_reply_burst,
+        settings.auto_reply_per_ticket,
+        settings.auto_reply_global,
+    )
+    windows = GuardWindows(
+        day=Window(now - AUTO_REPLY_WINDOW, settings.max_auto_replies_per_sender),
+        burst=Window(now - burst.period, burst.limit),
+        ticket=Window(now - per_ticket.period, per_ticket.limit),
+        total=Window(now - total.period, total.limit),
+    )
+    seen = view.guard_history(address, ticket, now, windows)
+    if seen.bounced_until is not None:
         return Refusal(f"{address} bounced recently")
-    paused = view.paused_until(address, now)
-    if paused is not None:
-        return Refusal(f"automatic answers to {address} paused until {paused:%Y-%m-%d %H:%M} UTC")
-    sent = view.auto_replies_since(address, now - AUTO_REPLY_WINDOW)
-    if sent >= settings.max_auto_replies_per_sender:
-        return Refusal(f"{sent} automatic answers to {address} in 24 h (cap)", pause=True)
-    burst = settings.auto_reply_burst
-    sent = view.auto_replies_since(address, now - burst.period)
-    if sent >= burst.limit:
+    if seen.paused_until is not None:
+        until = seen.paused_until
+        return Refusal(f"automatic answers to {address} paused until {until:%Y-%m-%d %H:%M} UTC")
+    if seen.day >= settings.max_auto_replies_per_sender:
+        return Refusal(f"{seen.day} automatic answers to {address} in 24 h (cap)", pause=True)
+    if seen.burst >= burst.limit:
         return Refusal(f"budget auto_reply_burst {burst} used up by {address}", pause=True)
-    per_ticket = settings.auto_reply_per_ticket
-    if ticket is not None:
-        sent = view.auto_replies_on_ticket(address, ticket, now - per_ticket.period)
-        if sent >= per_ticket.limit:
-            why = f"budget auto_reply_per_ticket {per_ticket} used up by {address} on {ticket}"
-            return Refusal(why, pause=True)
-    total = settings.auto_reply_global
-    if view.auto_replies_total_since(now - total.period) >= total.limit:
+    if ticket is not None and seen.ticket >= per_ticket.limit:
+        why = f"budget auto_reply_per_ticket {per_ticket} used up by {address} on {ticket}"
+        return Refusal(why, pause=True)
+    if seen.total >= total.limit:
         return Refusal(f"budget auto_reply_global {total} used up")
     return None
 

@@ -52,3 +52,33 @@ class Changes:
 
 
 NO_CHANGES = Changes()
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Automatic answers sent since ``since``; counting may stop at ``limit``."""
+
+    since: datetime
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class GuardWindows:
+    """The loop guards' budgets as windows (``tickets.auto_reply_*``)."""
+
+    day: Window  # to one address: max_auto_replies_per_sender in 24 h
+    burst: Window  # to one address: auto_reply_burst
+    ticket: Window  # to one address on one ticket: auto_reply_per_ticket
+    total: Window  # to anyone: auto_reply_global
+
+
+@dataclass(frozen=True, slots=True)
+class GuardHistory:
+    """What the loop guards know of one address, read at once (one query, not six)."""
+
+    bounced_until: datetime | None  # a permanent bounce blocks it until then
+    paused_until: datetime | None  # a tripped budget paused it until then
+    day: int
+    burst: int
+    ticket: int  # 0 when the answer is on no ticket
+    total: int

@@ -31,7 +31,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from itertools import chain
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import email_validator
 from email_validator import EmailNotValidError, validate_email
@@ -41,6 +41,9 @@ from mailticket.dsn import Bounce, read_bounce
 from mailticket.errors import LimitExceeded, MailRejected, ParseError, SenderRejected
 from mailticket.message_ids import ids, message_id
 from mailticket.mime_parts import Attachment, read_body, safe_filename
+
+if TYPE_CHECKING:  # secret_scan reads InboundMail
+    from mailticket.secret_scan import SecretReport
 
 __all__ = [
     "DEFAULT_MAX_ATTACHMENT_SIZE",
@@ -83,6 +86,9 @@ class InboundMail:
     defects: tuple[str, ...]
     bounce: Bounce | None
     limit_notes: tuple[str, ...] = ()  # what a soft limit left out, one line each (see limits.py)
+    # Secrets in the text, found where the mail was parsed (a worker process), so that
+    # the store's one thread need not; None: not looked for yet (decide() then does).
+    secrets: SecretReport | None = None
 
     def header(self, name: str) -> tuple[str, ...]:
         """Every decoded value of header ``name`` (case-insensitive)."""
@@ -135,20 +141,12 @@ def parse(raw: bytes, *, max_attachment_size: int = DEFAULT_MAX_ATTACHMENT_SIZE)
 
 
 def _read(raw: bytes) -> Message:
-    """The email package's tree of ``raw``; its parser recurses once per MIME level.
-
-    With ``policy.default`` the parser decodes each Content-Type as it reads, and some
-    broken parameters crash it (RFC 2231 in UTF-16 or UTF-7 with a cut character:
-    tests/mails/fuzz/). Everything here reads raw values, so such a mail is read again
-    with ``compat32``, whose parser leaves header values as they are.
-    """
-    msg: Message
+    """The email package's tree of ``raw`` (see ``mime_tree.READ``); its parser recurses
+    once per MIME level."""
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        msg = BytesParser(policy=mime_tree.READ).parsebytes(raw)
     except RecursionError:
         raise LimitExceeded(f"limit: {limits.TOO_DEEP}", peek_message_id(raw)) from None
-    except Exception:
-        msg = BytesParser(policy=policy.compat32).parsebytes(raw)
     if not any(name.strip() for name, _ in msg.raw_items()):
         raise ParseError("no header block: not a mail")
     return msg

@@ -23,6 +23,24 @@ DELIVERY_STATUS: Final = "message/delivery-status"  # read by dsn, not walked as
 
 _TYPE: Final = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 _FLATTEN: Final = policy.default.clone(refold_source="none")  # keep headers as received
+_FOLD: Final = re.compile(r"\r?\n(?=[ \t])")
+
+
+class _Unfolding(policy.Compat32):
+    """``compat32`` whose header lookups are unfolded (RFC 5322 2.2.3).
+
+    The parser is the email package's; with this policy it builds no header objects (with
+    ``policy.default`` it parses every Content-Type as it reads, half the parse's time,
+    and crashes on some broken RFC 2231 parameters). Only the parser's own lookups
+    (Content-Type, the boundary) come through here: every stage reads raw values. A
+    folded boundary is found; so is an unquoted one holding "=" (Outlook's).
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return str(super().header_fetch_parse(name, _FOLD.sub("", value)))
+
+
+READ: Final = _Unfolding()
 
 
 def tree(msg: Message) -> list[Message]:

@@ -61,14 +61,17 @@ def enqueue(
     enqueue_many(session.connection(), [Outgoing(ticket_number, template, rendered, envelope)])
 
 
+_INSERT_OUTBOX, _INSERT_MESSAGE = insert(OUTBOX), insert(MESSAGE)  # built once (see store)
+
+
 def enqueue_many(connection: Connection, mails: Sequence[Outgoing]) -> None:
     """``enqueue`` for several mails: one INSERT each for the outbox and the conversation."""
     if not mails:
         return
-    connection.execute(insert(OUTBOX), [_outbox_row(mail) for mail in mails])
+    connection.execute(_INSERT_OUTBOX, [_outbox_row(mail) for mail in mails])
     conversation = [_message_row(mail) for mail in mails if mail.ticket_number is not None]
     if conversation:
-        connection.execute(insert(MESSAGE), conversation)
+        connection.execute(_INSERT_MESSAGE, conversation)
 
 
 def _outbox_row(mail: Outgoing) -> dict[str, Any]:

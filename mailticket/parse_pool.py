@@ -30,6 +30,7 @@ from pebble import ProcessExpired, ProcessPool
 
 from mailticket.errors import MailRejected, ParseError, TemporaryFailure
 from mailticket.mail import InboundMail, parse
+from mailticket.secret_scan import scan_mail
 
 log = logging.getLogger(__name__)
 _WARM_UP = b"From: mailticket@localhost\r\nSubject: warm-up\r\n\r\nstarting\r\n"
@@ -41,8 +42,10 @@ class ProcessingTimeout(MailRejected):
 
 
 def parse_lean(raw: bytes, max_attachment_size: int) -> InboundMail:
-    """Parse in a worker; the raw bytes are not sent back (the caller has them)."""
-    return replace(parse(raw, max_attachment_size=max_attachment_size), raw=b"")
+    """Parse in a worker, and look for secrets there too (the store's thread is the
+    daemon's bottleneck); the raw bytes are not sent back (the caller has them)."""
+    mail = parse(raw, max_attachment_size=max_attachment_size)
+    return replace(mail, raw=b"", secrets=scan_mail(mail.text, mail.html, mail.subject))
 
 
 class ParsePool:

@@ -25,6 +25,7 @@ from mailticket.decision import (
     agent_addresses,
     decide,
 )
+from mailticket.decision_parts import GuardHistory, GuardWindows
 from mailticket.errors import MailRejected, TemporaryFailure
 from mailticket.mail import InboundMail, parse
 from mailticket.models import Setting
@@ -48,20 +49,13 @@ class EmptyView:
     def requester_of(self, number: int) -> str | None:
         return None
 
-    def auto_replies_since(self, address: str, since: datetime) -> int:
-        return 0
-
     def undeliverable(self, address: str, now: datetime) -> bool:
         return False
 
-    def paused_until(self, address: str, now: datetime) -> datetime | None:
-        return None
-
-    def auto_replies_on_ticket(self, address: str, ticket: int, since: datetime) -> int:
-        return 0
-
-    def auto_replies_total_since(self, since: datetime) -> int:
-        return 0
+    def guard_history(
+        self, address: str, ticket: int | None, now: datetime, windows: GuardWindows
+    ) -> GuardHistory:
+        return GuardHistory(None, None, 0, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)

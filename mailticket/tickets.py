@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, insert, select, update
+from sqlalchemy import BindParameter, Connection, CursorResult, bindparam, insert, select, update
 from sqlmodel import Session
 
 from mailticket import sla, store
 from mailticket.business_calendar import Due
 from mailticket.decision import Context, Decision, TicketFacts
-from mailticket.decision_parts import NO_CHANGES, Changes
+from mailticket.decision_parts import NO_CHANGES, Changes, GuardHistory, GuardWindows
 from mailticket.mail import InboundMail
 from mailticket.outbox import Outgoing
 from mailticket.rules import RuleSet
@@ -58,17 +58,9 @@ class SessionView:
         self._lock = lock
 
     def ticket(self, number: int) -> TicketFacts | None:
-        columns = (
-            TICKET.c.status,
-            TICKET.c.queue,
-            TICKET.c.requester,
-            TICKET.c.closed_at,
-            TICKET.c.assignee,
-            TICKET.c.priority,
-        )
-        query = select(*columns).where(TICKET.c.number == number)
+        query = _TICKET_FACTS_LOCKED if self._lock else _TICKET_FACTS
         connection = self._session
-        row = connection.execute(query.with_for_update() if self._lock else query).first()
+        row = connection.execute(query, {"number": number}).first()
         if row is None:
             return None
         found = participants(connection, number)
@@ -85,36 +77,53 @@ class SessionView:
         )
 
     def requester_of(self, number: int) -> str | None:
-        query = select(TICKET.c.requester).where(TICKET.c.number == number)
-        found: str | None = self._session.execute(query).scalar()
+        found: str | None = self._session.execute(_REQUESTER, {"number": number}).scalar()
         return found
 
     def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None:
         return store.ticket_for_message_ids(self._session, message_ids)
 
-    def auto_replies_since(self, address: str, since: datetime) -> int:
-        return store.auto_replies_since(self._session, address, since)
-
     def undeliverable(self, address: str, now: datetime) -> bool:
         return store.undeliverable_until(self._session, address, now) is not None
 
-    def paused_until(self, address: str, now: datetime) -> datetime | None:
-        return store.paused_until(self._session, address, now)
+    def guard_history(
+        self, address: str, ticket: int | None, now: datetime, windows: GuardWindows
+    ) -> GuardHistory:
+        return store.guard_history(self._session, address, ticket, now, windows)
 
-    def auto_replies_on_ticket(self, address: str, ticket: int, since: datetime) -> int:
-        return store.auto_replies_on_ticket(self._session, address, ticket, since)
 
-    def auto_replies_total_since(self, since: datetime) -> int:
-        return store.auto_replies_total_since(self._session, since)
+# Statements built once (see ``store``): intake runs them for every mail.
+_NUMBER: BindParameter[int] = bindparam("number")
+_TICKET_FACTS = select(
+    TICKET.c.status,
+    TICKET.c.queue,
+    TICKET.c.requester,
+    TICKET.c.closed_at,
+    TICKET.c.assignee,
+    TICKET.c.priority,
+).where(TICKET.c.number == _NUMBER)
+_TICKET_FACTS_LOCKED = _TICKET_FACTS.with_for_update()
+_TICKET_ROW = select(TICKET).where(TICKET.c.number == _NUMBER)
+_TICKET_LOCKED = _TICKET_ROW.with_for_update()
+_UPDATE_TICKET = update(TICKET).where(TICKET.c.number == bindparam("ticket"))
+_REQUESTER = select(TICKET.c.requester).where(TICKET.c.number == _NUMBER)
+_PARTICIPANTS = (
+    select(PARTICIPANT.c.address)
+    .where(PARTICIPANT.c.ticket_number == _NUMBER)
+    .order_by(PARTICIPANT.c.address)
+)
+_CONVERSATION = (
+    select(MESSAGE.c.message_id, MESSAGE.c.direction, MESSAGE.c.from_addr, MESSAGE.c.to_addrs)
+    .where(MESSAGE.c.ticket_number == _NUMBER)
+    .order_by(MESSAGE.c.id)
+)
+_INSERT_TICKET, _INSERT_PARTICIPANT = insert(TICKET), insert(PARTICIPANT)
+_INSERT_INBOUND, _INSERT_MESSAGE = insert(INBOUND), insert(MESSAGE)
+_INSERT_ATTACHMENT, _INSERT_EVENT = insert(ATTACHMENT), insert(EVENT)
 
 
 def participants(connection: Connection, number: int) -> list[str]:
-    query = (
-        select(PARTICIPANT.c.address)
-        .where(PARTICIPANT.c.ticket_number == number)
-        .order_by(PARTICIPANT.c.address)
-    )
-    return list(connection.execute(query).scalars())
+    return list(connection.execute(_PARTICIPANTS, {"number": number}).scalars())
 
 
 CONVERSATION_DEPTH = 20  # Message-IDs of a conversation that a mail references
@@ -124,13 +133,8 @@ def conversation(connection: Connection, number: int, address: str) -> list[str]
     """The Message-IDs of what ``address`` has seen of the ticket, oldest first: the mails
     it sent and those we sent it. A mail to it references these, so that its client shows
     one conversation per ticket (its client never saw the mails between us and others)."""
-    query = (
-        select(MESSAGE.c.message_id, MESSAGE.c.direction, MESSAGE.c.from_addr, MESSAGE.c.to_addrs)
-        .where(MESSAGE.c.ticket_number == number)
-        .order_by(MESSAGE.c.id)
-    )
     seen = []
-    for row in connection.execute(query):
+    for row in connection.execute(_CONVERSATION, {"number": number}):
         if row.direction == "in":
             mine = row.from_addr == address
         else:
@@ -174,7 +178,7 @@ def open_ticket(
         "due_derivation": due.derivation if due else "",
         "next_action_at": sla.next_due(clock, rules.followup_policy(routing.priority)),
     }
-    number = new_id(connection.execute(insert(TICKET), values))
+    number = new_id(connection.execute(_INSERT_TICKET, values))
     add_participants(connection, number, _wanted(mail, requester=True), known=())
     return TicketState(
         number, subject, status, routing.priority, routing.queue, mail.from_addr,
@@ -184,9 +188,7 @@ def open_ticket(
 
 def locked_ticket(connection: Connection, number: int) -> TicketState:
     """The ticket row, locked until the commit (decide() has locked it already)."""
-    row = connection.execute(
-        select(TICKET).where(TICKET.c.number == number).with_for_update()
-    ).one()
+    row = connection.execute(_TICKET_LOCKED, {"number": number}).one()
     return _state(row)
 
 
@@ -234,7 +236,7 @@ def add_participants(
             seen.add(address)
             rows.append({"ticket_number": number, "address": address, "role": role})
     if rows:
-        connection.execute(insert(PARTICIPANT), rows)
+        connection.execute(_INSERT_PARTICIPANT, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +275,7 @@ def store_inbound(
         "ticket_number": ticket_number,
         "raw": raw,
     }
-    return new_id(connection.execute(insert(INBOUND), values))
+    return new_id(connection.execute(_INSERT_INBOUND, values))
 
 
 def add_message(
@@ -300,11 +302,11 @@ def add_message(
         "lossy": mail.lossy,
         "inbound_id": inbound_id,
     }
-    result = connection.execute(insert(MESSAGE), values)
+    result = connection.execute(_INSERT_MESSAGE, values)
     if mail.attachments:
         row = new_id(result)
         connection.execute(
-            insert(ATTACHMENT),
+            _INSERT_ATTACHMENT,
             [
                 {
                     "message_row": row,
@@ -402,7 +404,7 @@ def record_bounce(
 
 def add_events(connection: Connection, events: Sequence[dict[str, Any]]) -> None:
     if events:
-        connection.execute(insert(EVENT), list(events))
+        connection.execute(_INSERT_EVENT, list(events))
 
 
 def log_event(
@@ -440,9 +442,9 @@ def touch(
     values: dict[str, Any] = {"updated_at": now}
     status = status if status != ticket.status else None
     if status is None and not changes:
-        connection.execute(update(TICKET).where(TICKET.c.number == ticket.number), values)
+        connection.execute(_UPDATE_TICKET, {**values, "ticket": ticket.number})
         return ticket, []
-    row = connection.execute(select(TICKET).where(TICKET.c.number == ticket.number)).one()
+    row = connection.execute(_TICKET_ROW, {"number": ticket.number}).one()
     clock = sla.TicketClock.from_row(row)
     if status is not None:
         values.update(_status_values(status, now))
@@ -463,7 +465,7 @@ def touch(
         clock = replace(clock, due_at=values["due_at"])
     priority = values.get("priority", row.priority)
     values["next_action_at"] = sla.next_due(clock, rules.followup_policy(priority))
-    connection.execute(update(TICKET).where(TICKET.c.number == ticket.number), values)
+    connection.execute(_UPDATE_TICKET, {**values, "ticket": ticket.number})
     after = replace(
         ticket,
         status=values.get("status", ticket.status),

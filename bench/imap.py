@@ -89,7 +89,7 @@ def drain_imap(config: Path, account: ImapAccount, expected: int, out: Connectio
     if core.parser is not None:
         core.parser.start()
     writer = Writer(core.engine)
-    to_intake = submitter(core, writer, "imap")
+    to_intake = submitter(core, core.intake.in_thread(writer), "imap")
     submitted = 0
     everything = asyncio.Event()
 

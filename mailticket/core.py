@@ -36,9 +36,9 @@ def utcnow() -> datetime:
 class RulesHolder:
     """The current rule set; a bad edit is refused and the last good rules stay."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, current: RuleSet | None = None) -> None:
         self.path = path
-        self.current: RuleSet = self._initial()
+        self.current: RuleSet = current or self._initial()
         self.observers: list[Callable[[bool], None]] = []  # e.g. metrics: told each outcome
 
     def _initial(self) -> RuleSet:
@@ -100,16 +100,18 @@ def build_core(
     clock: Clock = utcnow,
     migrate: bool = True,
     dns: DnsLookup = get_txt,
+    rules: RuleSet | None = None,
 ) -> Core:
     """Open the store (migrating it), load rules and templates, wire the intake.
 
-    ``dns`` answers DKIM key lookups (a test gives its own keys)."""
+    ``dns`` answers DKIM key lookups (a test gives its own keys); ``rules``, when given,
+    are used instead of reading ``tickets.rules_file`` (the daemon's store process)."""
     engine = store.make_engine(
         settings.database.url, busy_timeout=settings.database.busy_timeout.total_seconds()
     )
     if migrate:
         store.upgrade(engine)
-    rules = RulesHolder(settings.tickets.rules_file)
+    rules_holder = RulesHolder(settings.tickets.rules_file, rules)
     renderer = Renderer(template_dirs(settings.tickets.templates_dir))
     signer = MessageIdSigner(
         secret=store.secret(engine, settings.tickets.secret),
@@ -130,7 +132,7 @@ def build_core(
     intake = Intake(
         engine,
         settings,
-        rules,
+        rules_holder,
         renderer,
         signer,
         clock,
@@ -138,7 +140,7 @@ def build_core(
         parser=parser.submit,
         dns=dns,
     )
-    return Core(settings, engine, rules, renderer, intake, signer, clock, on_commit, parser)
+    return Core(settings, engine, rules_holder, renderer, intake, signer, clock, on_commit, parser)
 
 
 def _message_id_host(support_address: str) -> str:

@@ -21,13 +21,14 @@ from mailticket.core import Core
 from mailticket.errors import TemporaryFailure
 from mailticket.followup import FollowupSweep
 from mailticket.imap_inbox import run_imap_accounts
-from mailticket.intake import Result
+from mailticket.intake import Result, Store
 from mailticket.outbox import OutboxWorker
 from mailticket.rules_watch import watch_rules
 from mailticket.scheduler import run_sweeps
 from mailticket.sd_notify import Notifier, keep_alive
 from mailticket.settings import Settings
 from mailticket.smtp_inbox import InboxHandler, start_smtp
+from mailticket.store_process import StoreProcess
 from mailticket.transport import build_transport
 from mailticket.writer import Writer
 
@@ -54,11 +55,12 @@ async def serve(
         stop = asyncio.Event()
         _install_signals(stop, core)
     ports: dict[str, int] = {}
-    if core.parser is not None:  # the first mails must not wait for the workers to start
-        await asyncio.to_thread(core.parser.start)
     async with AsyncExitStack() as stack:
         writer = Writer(core.engine)
         stack.callback(writer.shutdown)  # last out: after every mail has committed
+        store = await _start_store(stack, core, writer)
+        if core.parser is not None:  # the first mails must not wait for the workers to start
+            await asyncio.to_thread(core.parser.start)
         worker = OutboxWorker(core.engine, transport, settings.outbound, core.clock, writer)
         core.on_commit.append(lambda: _threadsafe_wake(worker))
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
@@ -71,11 +73,11 @@ async def serve(
             stack.callback(exporter.close)
             ports["metrics"] = exporter.port
         if settings.smtp.enabled:
-            ports["smtp"] = await _start_listener(stack, core, writer)
+            ports["smtp"] = await _start_listener(stack, core, store)
         if settings.imap:
             imap = run_imap_accounts(
                 settings.imap,
-                submitter(core, writer, "imap"),
+                submitter(core, store, "imap"),
                 core.engine,
                 core.clock,
                 stop,
@@ -112,15 +114,25 @@ def _background(stack: AsyncExitStack, work: Awaitable[None], name: str) -> None
     stack.push_async_callback(_finish, task)
 
 
-def submitter(
-    core: Core, writer: Writer, source: str
-) -> Callable[[bytes, bool], Awaitable[Result]]:
-    """``submit(raw, notify)`` for an edge: parse in the pool, commit through the writer."""
+async def _start_store(stack: AsyncExitStack, core: Core, writer: Writer) -> Store:
+    """Where intake's transactions run (``database.writer``): a process of their own, or
+    the daemon's writer thread. Stopped after the listeners have drained."""
+    if core.settings.database.writer == "thread":
+        return core.intake.in_thread(writer)
+    process = StoreProcess(core.settings, core.rules)
+    stack.push_async_callback(asyncio.to_thread, process.close)
+    await asyncio.to_thread(process.start)
+    core.rules.observers.append(process.reload_rules)
+    return process.submit
+
+
+def submitter(core: Core, store: Store, source: str) -> Callable[[bytes, bool], Awaitable[Result]]:
+    """``submit(raw, notify)`` for an edge: parse in the pool, commit through ``store``."""
 
     async def submit(raw: bytes, notify: bool = True) -> Result:
         started = time.perf_counter()
         try:
-            result = await core.intake.accept(raw, source, notify=notify, run=writer.submit_unit)
+            result = await core.intake.accept(raw, source, notify=notify, run=store)
         except TemporaryFailure:
             metrics.observe_intake(source, "tempfail", time.perf_counter() - started)
             raise
@@ -132,10 +144,10 @@ def submitter(
     return submit
 
 
-async def _start_listener(stack: AsyncExitStack, core: Core, writer: Writer) -> int:
+async def _start_listener(stack: AsyncExitStack, core: Core, store: Store) -> int:
     """Listen; on the way out, stop accepting first, then let in-flight mails commit."""
     smtp = core.settings.smtp
-    submit = submitter(core, writer, "smtp")
+    submit = submitter(core, store, "smtp")
 
     handler = InboxHandler(submit, smtp.accept, smtp.max_message_size)
     server = await start_smtp(

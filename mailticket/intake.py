@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from dkim.dnsplug import get_txt
 from sqlalchemy import Connection
@@ -46,7 +46,11 @@ from mailticket.tickets import Identity, TicketState
 log = logging.getLogger(__name__)
 Outcome = Literal["stored", "duplicate", "quarantined", "ignored"]
 Parser = Callable[[bytes], "Future[InboundMail]"]  # ParseError / ProcessingTimeout inside
-RunUnit = Callable[[Unit["Result"]], "Future[Result]"]  # e.g. Writer.submit_unit
+Store = Callable[["Arrival"], "Future[Result]"]  # the daemon's: a writer thread or process
+
+
+class UnitWriter(Protocol):
+    def submit_unit(self, unit: Unit[Result]) -> Future[Result]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +133,16 @@ class Intake:
         now = self._clock()
         return self.store([self.arrival(raw, source, notify, p, now) for raw, p in parsed])
 
-    async def accept(self, raw: bytes, source: str, *, notify: bool, run: RunUnit) -> Result:
+    async def accept(self, raw: bytes, source: str, *, notify: bool, run: Store) -> Result:
         """``submit`` for the event loop (see ``submit_later``)."""
         return await asyncio.wrap_future(self.submit_later(raw, source, notify=notify, run=run))
 
     def submit_later(
-        self, raw: bytes, source: str, *, notify: bool = True, run: RunUnit
+        self, raw: bytes, source: str, *, notify: bool = True, run: Store
     ) -> Future[Result]:
-        """Parse in the pool, then store through ``run`` (the daemon's writer, which
-        commits the mail with whatever else is waiting); resolves after the commit.
+        """Parse in the pool, then store through ``run`` (the daemon's writer thread or
+        process, which commits the mail with whatever else is waiting); resolves after
+        the commit.
 
         Nothing waits in between: the parse's completion hands the mail straight to the
         writer, from the pool's own thread.
@@ -148,8 +153,7 @@ class Intake:
 
         def store(done: Future[InboundMail]) -> None:
             try:
-                unit = self.unit(self.arrival(raw, source, notify, done, now))
-                run(unit).add_done_callback(settle)
+                run(self.arrival(raw, source, notify, done, now)).add_done_callback(settle)
             except BaseException as exc:  # TemporaryFailure: the pool or the writer is gone
                 finished.set_exception(exc)
 
@@ -235,6 +239,10 @@ class Intake:
     def unit(self, arrival: Arrival) -> Unit[Result]:
         """The mail's work inside a shared transaction (see ``batch.run_batch``)."""
         return Unit(partial(self._store, arrival), partial(self._failed, arrival))
+
+    def in_thread(self, writer: UnitWriter) -> Store:
+        """``run`` for ``submit_later``: the mail's unit in ``writer``'s next batch."""
+        return lambda arrival: writer.submit_unit(self.unit(arrival))
 
     def finish(self, result: Result) -> Result:
         """After the commit: log the outcome, wake the outbox when something was stored."""

@@ -117,7 +117,7 @@ def _context(server: bool) -> Any:
     if not server:
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mailticket.parse_pool"])
+    context.set_forkserver_preload(["mailticket.parse_pool", "mailticket.core"])
     return context
 
 

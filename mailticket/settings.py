@@ -33,6 +33,9 @@ class Section(BaseModel):
 class DatabaseSettings(Section):
     url: str = "sqlite:///mailticket.db"
     busy_timeout: Duration = timedelta(seconds=5)
+    # serve: intake's transactions in a process of their own (a second core), or in a
+    # thread of the daemon's process (see store_process.py)
+    writer: Literal["process", "thread"] = "process"
 
 
 class SmtpSettings(Section):

@@ -7,9 +7,14 @@ answer 451 / exit 75 without knowing SQLAlchemy; a lock conflict between daemons
 
 from __future__ import annotations
 
+import fcntl
+import os
 import secrets
+import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,9 @@ def make_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _TURNS[engine] = WriteTurn(Path(database), busy_timeout)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
@@ -101,15 +109,82 @@ _CONFLICTS = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_f
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work; database outages surface as TemporaryFailure."""
-    with _mapped_errors(), Session(engine, expire_on_commit=False) as session, session.begin():
+    with (
+        _turn(engine),
+        _mapped_errors(),
+        Session(engine, expire_on_commit=False) as session,
+        session.begin(),
+    ):
         yield session
 
 
 @contextmanager
 def core_transaction(engine: Engine) -> Iterator[Connection]:
     """``transaction`` without the ORM, for the hot path (intake's batches)."""
-    with _mapped_errors(), engine.begin() as connection:
+    with _turn(engine), _mapped_errors(), engine.begin() as connection:
         yield connection
+
+
+class WriteTurn:
+    """SQLite's writers take turns here first: a thread lock in the process, an flock on
+    the database file between processes (the daemon and its store process, the CLI).
+
+    SQLite's own busy handler makes a waiting writer sleep 1, 2, 5 ... 100 ms between
+    tries, so one that commits in a tight loop (the store process under load) starves
+    the others (the outbox's claims). A waiter here gets the turn as soon as it is
+    free. flock does not touch SQLite's own POSIX locks on the same file.
+    """
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if not self._lock.acquire(timeout=self._timeout):
+            raise TemporaryFailure(f"database busy: no turn to write in {self._timeout:g}s")
+        try:
+            fd = self._file()
+            self._wait_for(fd)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def _file(self) -> int:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise TemporaryFailure(f"database unavailable: {exc}") from exc
+        return self._fd
+
+    def _wait_for(self, fd: int) -> None:
+        deadline = time.monotonic() + self._timeout
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TemporaryFailure(
+                        f"database busy: another process kept it for {self._timeout:g}s"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurn] = weakref.WeakKeyDictionary()
+
+
+def _turn(engine: Engine) -> AbstractContextManager[None]:
+    turn = _TURNS.get(engine)
+    return turn.held() if turn is not None else nullcontext()
 
 
 @contextmanager

@@ -49,6 +49,11 @@ class DaemonProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None, "start() first"
+        return self._process.pid
+
+    @property
     def config(self) -> Path:
         return self.directory / "mailticket.toml"
 

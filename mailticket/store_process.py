@@ -1,0 +1,249 @@
+"""Intake's transactions in a process of its own: the daemon's second core.
+
+In one process the SMTP sessions, the outbox and the store shared one GIL, and the store
+(decide, write, render) was 60 % of it. Here the store runs in a child process with its
+own engine and its own writer thread (group commit as before): the daemon sends it each
+parsed mail (an ``Arrival``) and answers 250 when the Result comes back, after the
+child's commit. The outbox's, the IMAP ledger's and the sweeps' jobs stay in the
+daemon's own writer thread. The child never reads the rules file: it is given the rules
+the daemon holds, at start and after each reload the daemon accepted.
+
+If the child dies, every mail it had not answered fails with TemporaryFailure (SMTP
+451: the client sends it again, and what the child had committed is then a duplicate),
+and the next mail starts a new child. The child goes when the daemon goes: its pipe
+closes, and on Linux the kernel kills it (PR_SET_PDEATHSIG), so a kill -9 of the daemon
+leaves nothing writing behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from mailticket.errors import TemporaryFailure
+from mailticket.intake import Arrival, Result
+from mailticket.rules import RuleSet
+from mailticket.settings import Settings
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT = 30.0  # seconds the child may take to commit what it holds
+_RULES, _STOP = "rules", "stop"
+_PR_SET_PDEATHSIG = 1
+# Imported once by the fork server, not by every child (whichever pool starts it first).
+PRELOAD = ["mailticket.parse_pool", "mailticket.core"]
+
+
+class StoreProcess:
+    """``submit(arrival) -> Future[Result]``, answered by the child after its commit."""
+
+    def __init__(self, settings: Settings, rules: Callable[[], RuleSet]) -> None:
+        self._settings = settings
+        self._rules = rules  # the daemon's current rules: a child never reads the file
+        self._lock = threading.Lock()
+        self._child: _Child | None = None
+        self._keys = itertools.count()
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the child now rather than on the first mail (the daemon does)."""
+        with self._lock:
+            self._running()
+
+    def submit(self, arrival: Arrival) -> Future[Result]:
+        future: Future[Result] = Future()
+        with self._lock:
+            if self._closed:
+                future.set_exception(TemporaryFailure("the store is shutting down"))
+                return future
+            try:
+                self._running().send(next(self._keys), arrival, future)
+            except (OSError, EOFError, ValueError) as exc:  # the child is gone
+                future.set_exception(TemporaryFailure(f"store process unavailable: {exc}"))
+        return future
+
+    def reload_rules(self, accepted: bool) -> None:
+        """A RulesHolder observer: the child gets the rules the daemon accepted (a file
+        the daemon refused never reaches it, so both keep the same last good rules)."""
+        if not accepted:
+            return
+        with self._lock:
+            child = self._child
+            if child is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    child.connection.send((_RULES, self._rules()))
+
+    def close(self) -> None:
+        """Let the child commit what it holds, answer it, and exit."""
+        with self._lock:
+            self._closed = True
+            child, self._child = self._child, None
+        if child is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            child.connection.send((_STOP, None))
+        child.process.join(STOP_TIMEOUT)
+        if child.process.is_alive():
+            log.error("store process did not stop in %.0fs: killing it", STOP_TIMEOUT)
+            child.process.kill()
+            child.process.join()
+        child.reader.join(STOP_TIMEOUT)
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (for logs and tests)."""
+        child = self._child
+        return child.process.pid if child is not None and child.alive else None
+
+    def _running(self) -> _Child:
+        if self._child is None or not self._child.alive:
+            self._child = _Child.start(self._settings, self._rules())
+            log.info("store process started (pid %s)", self._child.process.pid)
+        return self._child
+
+
+class _Child:
+    def __init__(self, process: Any, connection: Connection) -> None:
+        self.process = process
+        self.connection = connection
+        self.alive = True
+        self._pending: dict[int, Future[Result]] = {}
+        self._lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, name="store-results", daemon=True)
+
+    @classmethod
+    def start(cls, settings: Settings, rules: RuleSet) -> _Child:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_serve, args=(settings, rules, theirs), name="mailticket-store", daemon=True
+        )
+        process.start()
+        theirs.close()
+        child = cls(process, ours)
+        child.reader.start()
+        return child
+
+    def send(self, key: int, arrival: Arrival, future: Future[Result]) -> None:
+        with self._lock:
+            if not self.alive:
+                raise EOFError("the store process has exited")
+            self.connection.send((key, arrival))
+            self._pending[key] = future
+
+    def _read(self) -> None:
+        """Hand each Result to its caller; when the child is gone, fail the rest."""
+        while True:
+            try:
+                answers = self.connection.recv()
+            except (EOFError, OSError):
+                break
+            for key, value, error in answers:
+                with self._lock:
+                    future = self._pending.pop(key, None)
+                if future is None:
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(value)
+        with self._lock:
+            self.alive = False
+            lost, self._pending = self._pending, {}
+        self.process.join(5)
+        code = self.process.exitcode
+        if lost:
+            log.error("store process exited (code %s) with %d mails unanswered", code, len(lost))
+        for future in lost.values():
+            future.set_exception(TemporaryFailure(f"store process exited (code {code})"))
+        self.connection.close()
+
+
+# -- in the child ----------------------------------------------------------------------
+
+
+def _serve(settings: Settings, rules: RuleSet, connection: Connection) -> None:
+    """The child, one thread: take every Arrival that has come (up to a batch), store
+    them in one transaction (``batch.run_batch``), answer each after the commit."""
+    from mailticket.batch import run_batch
+    from mailticket.core import build_core  # the child's own engine, rules and templates
+    from mailticket.logs import configure
+    from mailticket.writer import MAX_BATCH
+
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when to stop
+    configure(settings.log.format, settings.log.level)
+    with build_core(settings, migrate=False, rules=rules) as core:
+        running = True
+        while running:
+            taken = _take(connection, MAX_BATCH)
+            running = taken.more
+            if taken.rules is not None:
+                core.rules.current = taken.rules
+            if not taken.arrivals:
+                continue
+            units = [core.intake.unit(arrival) for _, arrival in taken.arrivals]
+            outcomes = run_batch(core.engine, units)
+            answers = [
+                (key, done.value, None if done.error is None else _portable(done.error))
+                for (key, _), done in zip(taken.arrivals, outcomes, strict=True)
+            ]
+            try:
+                connection.send(answers)
+            except (OSError, ValueError):
+                break  # the daemon is gone: what was committed is a duplicate next time
+    connection.close()
+
+
+@dataclass
+class _Taken:
+    arrivals: list[tuple[int, Arrival]] = field(default_factory=list)
+    rules: RuleSet | None = None  # the daemon reloaded its rules: these
+    more: bool = True  # False: the daemon said stop, or is gone
+
+
+def _take(connection: Connection, limit: int) -> _Taken:
+    """Wait for a request, then take what else is there, never waiting for more."""
+    taken = _Taken()
+    try:
+        while len(taken.arrivals) < limit:
+            if (taken.arrivals or taken.rules) and not connection.poll():
+                break
+            key, value = connection.recv()
+            if key == _STOP:
+                taken.more = False
+                break
+            if key == _RULES:
+                taken.rules = value
+            else:
+                taken.arrivals.append((key, value))
+    except (EOFError, OSError):
+        taken.more = False
+    return taken
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The error as the daemon can unpickle and act on it (451 for a TemporaryFailure)."""
+    if isinstance(exc, TemporaryFailure):
+        return TemporaryFailure(str(exc))
+    return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that started it dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

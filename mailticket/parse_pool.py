@@ -35,6 +35,9 @@ from mailticket.secret_scan import scan_mail
 log = logging.getLogger(__name__)
 _WARM_UP = b"From: mailticket@localhost\r\nSubject: warm-up\r\n\r\nstarting\r\n"
 Parse = Callable[[bytes, int], InboundMail]
+# What the fork server imports once, for every child it forks: the parser workers and
+# the daemon's store process (whichever starts it first sets it).
+PRELOAD = ["mailticket.parse_pool", "mailticket.core"]
 
 
 class ProcessingTimeout(MailRejected):
@@ -117,7 +120,7 @@ def _context(server: bool) -> Any:
     if not server:
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mailticket.parse_pool", "mailticket.core"])
+    context.set_forkserver_preload(PRELOAD)
     return context
 
 

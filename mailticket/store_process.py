@@ -33,6 +33,7 @@ from typing import Any
 
 from mailticket.errors import TemporaryFailure
 from mailticket.intake import Arrival, Result
+from mailticket.parse_pool import PRELOAD
 from mailticket.rules import RuleSet
 from mailticket.settings import Settings
 
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 30.0  # seconds the child may take to commit what it holds
 _RULES, _STOP = "rules", "stop"
 _PR_SET_PDEATHSIG = 1
-# Imported once by the fork server, not by every child (whichever pool starts it first).
-PRELOAD = ["mailticket.parse_pool", "mailticket.core"]
 
 
 class StoreProcess:

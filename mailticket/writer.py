@@ -1,4 +1,7 @@
-"""The daemon's one writer thread: mail that arrives together is committed together.
+"""A writer thread: mail that arrives together is committed together.
+
+The daemon has one for its own jobs (and for intake with ``database.writer = "thread"``);
+its store process runs the same batches in a loop of its own (``store_process``).
 
 SQLite takes one writer at a time (its busy handler makes waiting threads sleep in
 steps of up to 100 ms); PostgreSQL takes many, but every transaction costs round trips

@@ -22,7 +22,7 @@ from mailticket.errors import TemporaryFailure
 from mailticket.followup import FollowupSweep
 from mailticket.imap_inbox import run_imap_accounts
 from mailticket.intake import Result, Store
-from mailticket.outbox import OutboxWorker
+from mailticket.outbox import OutboxWorker, UnitStore
 from mailticket.rules_watch import watch_rules
 from mailticket.scheduler import run_sweeps
 from mailticket.sd_notify import Notifier, keep_alive
@@ -58,10 +58,10 @@ async def serve(
     async with AsyncExitStack() as stack:
         writer = Writer(core.engine)
         stack.callback(writer.shutdown)  # last out: after every mail has committed
-        store = await _start_store(stack, core, writer)
+        store, units = await _start_store(stack, core, writer)
         if core.parser is not None:  # the first mails must not wait for the workers to start
             await asyncio.to_thread(core.parser.start)
-        worker = OutboxWorker(core.engine, transport, settings.outbound, core.clock, writer)
+        worker = OutboxWorker(core.engine, transport, settings.outbound, core.clock, units)
         core.on_commit.append(lambda: _threadsafe_wake(worker))
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
         stack.push_async_callback(_finish, worker_task)
@@ -114,25 +114,30 @@ def _background(stack: AsyncExitStack, work: Awaitable[None], name: str) -> None
     stack.push_async_callback(_finish, task)
 
 
-async def _start_store(stack: AsyncExitStack, core: Core, writer: Writer) -> Store:
-    """Where intake's transactions run (``database.writer``): a process of their own, or
-    the daemon's writer thread. Stopped after the listeners have drained."""
+async def _start_store(
+    stack: AsyncExitStack, core: Core, writer: Writer
+) -> tuple[Store, UnitStore]:
+    """Where intake's and the outbox's transactions run (``database.writer``): a process
+    of their own, or the daemon's writer thread. Stopped after the listeners have drained
+    and the outbox worker has stopped."""
     if core.settings.database.writer == "thread":
-        return core.intake.in_thread(writer)
+        return core.intake.in_thread(writer), writer
     process = StoreProcess(core.settings, core.rules)
     stack.push_async_callback(asyncio.to_thread, process.close)
     await asyncio.to_thread(process.start)
     core.rules.observers.append(process.reload_rules)
-    return process.submit
+    return process.submit, process
 
 
 def submitter(core: Core, store: Store, source: str) -> Callable[[bytes, bool], Awaitable[Result]]:
-    """``submit(raw, notify)`` for an edge: parse in the pool, commit through ``store``."""
+    """``submit(raw, notify)`` for an edge: parse (nearby when small, else in the pool),
+    commit through ``store``."""
+    parse = core.parser.submit_nearby if core.parser is not None else None
 
     async def submit(raw: bytes, notify: bool = True) -> Result:
         started = time.perf_counter()
         try:
-            result = await core.intake.accept(raw, source, notify=notify, run=store)
+            result = await core.intake.accept(raw, source, notify=notify, run=store, parse=parse)
         except TemporaryFailure:
             metrics.observe_intake(source, "tempfail", time.perf_counter() - started)
             raise

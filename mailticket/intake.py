@@ -17,7 +17,7 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -100,6 +100,7 @@ class Intake:
         cap = settings.tickets.max_attachment_size
         self._parser = parser or partial(_parse_here, max_attachment_size=cap)
         self._dns = dns
+        self._checker: ThreadPoolExecutor | None = None  # see submit_later
 
     # -- entry points -----------------------------------------------------------------
 
@@ -133,22 +134,31 @@ class Intake:
         now = self._clock()
         return self.store([self.arrival(raw, source, notify, p, now) for raw, p in parsed])
 
-    async def accept(self, raw: bytes, source: str, *, notify: bool, run: Store) -> Result:
+    async def accept(
+        self, raw: bytes, source: str, *, notify: bool, run: Store, parse: Parser | None = None
+    ) -> Result:
         """``submit`` for the event loop (see ``submit_later``)."""
-        return await asyncio.wrap_future(self.submit_later(raw, source, notify=notify, run=run))
+        later = self.submit_later(raw, source, notify=notify, run=run, parse=parse)
+        return await asyncio.wrap_future(later)
 
     def submit_later(
-        self, raw: bytes, source: str, *, notify: bool = True, run: Store
+        self,
+        raw: bytes,
+        source: str,
+        *,
+        notify: bool = True,
+        run: Store,
+        parse: Parser | None = None,
     ) -> Future[Result]:
         """Parse in the pool, then store through ``run`` (the daemon's writer thread or
         process, which commits the mail with whatever else is waiting); resolves after
         the commit.
 
         Nothing waits in between: the parse's completion hands the mail straight to the
-        writer, from the pool's own thread.
+        writer, from the pool's own thread (or at once, when ``parse`` parsed it here).
         """
         now = self._clock()
-        parsed = self._parser(raw)
+        parsed = (parse or self._parser)(raw)
         finished: Future[Result] = Future()
 
         def store(done: Future[InboundMail]) -> None:
@@ -163,8 +173,17 @@ class Intake:
             except BaseException as exc:
                 finished.set_exception(exc)
 
-        parsed.add_done_callback(store)
+        if parsed.done() and self._settings.agents.require_authenticated:
+            # parsed on the event loop's thread; checking an agent's DKIM may ask DNS
+            self._checks().submit(store, parsed)
+        else:
+            parsed.add_done_callback(store)
         return finished
+
+    def _checks(self) -> ThreadPoolExecutor:
+        if self._checker is None:
+            self._checker = ThreadPoolExecutor(4, thread_name_prefix="agent-auth")
+        return self._checker
 
     def replay(self, inbound_id: int) -> Result:
         """Run a quarantined mail through intake again (after a fix).

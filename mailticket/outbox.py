@@ -12,25 +12,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from mailticket import store
 from mailticket.batch import Unit
 from mailticket.errors import TemporaryFailure
-from mailticket.models import Outbox
 from mailticket.notices import Envelope, Rendered, compose
 from mailticket.settings import OutboundSettings
 from mailticket.store import EVENT, MESSAGE, OUTBOX
 from mailticket.transport import Delivery, Outcome, Transport
-from mailticket.writer import Writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,7 +122,66 @@ class Claimed:
     uncertain: int
 
 
+class UnitStore(Protocol):
+    """Where the worker's claims and outcomes are written: the daemon's writer thread,
+    or its store process (both group-commit them with the mail)."""
+
+    def submit_unit(self, unit: Unit[T]) -> Future[T]: ...
+
+
+_DUE = (
+    select(OUTBOX)
+    .where(
+        OUTBOX.c.state == "pending",
+        OUTBOX.c.next_attempt_at <= bindparam("now"),
+        or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < bindparam("now")),
+    )
+    .order_by(OUTBOX.c.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = update(OUTBOX).where(OUTBOX.c.id == bindparam("row"))
 _UPDATE_ROW = update(OUTBOX).where(OUTBOX.c.id == bindparam("row"))
+
+
+def claim_due(
+    connection: Connection, *, now: datetime, limit: int, timeout: timedelta
+) -> list[Claimed]:
+    """Lease up to ``limit`` due rows to this worker (SKIP LOCKED on PostgreSQL).
+
+    A module-level function of picklable arguments: the store process runs it too."""
+    rows = connection.execute(_DUE, {"now": now, "limit": limit}).all()
+    if not rows:
+        return []
+    # long enough for every row of the batch to time out in turn; a crashed daemon's
+    # rows come back to the others after it
+    lease_until = now + timeout * (len(rows) + 1)
+    leases = [
+        {"row": row.id, "lease_until": lease_until, "attempts": row.attempts + 1} for row in rows
+    ]
+    connection.execute(_LEASE, leases)
+    return [_claimed(row) for row in rows]
+
+
+def record_outcome(
+    connection: Connection,
+    *,
+    claimed: Claimed,
+    delivery: Delivery,
+    now: datetime,
+    settings: OutboundSettings,
+) -> str:
+    """Write the outcome of one delivery; returns the row's new state (picklable, as
+    ``claim_due``)."""
+    values = _outcome(claimed, delivery, now, settings)
+    connection.execute(_UPDATE_ROW, {"row": claimed.id, **values})
+    state: str = values.get("state", "pending")
+    if state in ("failed", "uncertain") and claimed.ticket_number is not None:
+        connection.execute(_INSERT_EVENT, _failure_event(claimed, state, delivery, now))
+    return state
+
+
+_INSERT_EVENT = insert(EVENT)
 
 
 class OutboxWorker:
@@ -134,19 +191,16 @@ class OutboxWorker:
         transport: Transport,
         settings: OutboundSettings,
         clock: Callable[[], datetime],
-        executor: Executor | None = None,
+        units: UnitStore | None = None,
     ) -> None:
         self._engine = engine
         self._transport = transport
         self._settings = settings
         self._clock = clock
-        self._executor = executor  # the daemon's single SQLite writer, or None: any thread
+        self._units = units  # None: each claim and outcome in a transaction of its own
         self._wakeup = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None  # set by run(), for wake-ups
         self._unrecorded: list[tuple[Claimed, Delivery]] = []  # outcomes the store refused
-
-    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def wake(self) -> None:
         """Called after a commit that added rows: deliver now rather than at the next tick."""
@@ -176,19 +230,19 @@ class OutboxWorker:
     async def deliver_due(self, limit: int = BATCH) -> int:
         """Claim due rows, hand each to the transport, record each outcome. Returns the count.
 
-        With the daemon's writer, an outcome is committed with the next batch of mail
-        (group commit) while the next row is already being delivered: under a flood of
-        mail the worker waits for one batch per claim, not one per row.
+        With the daemon's writer or store process, an outcome is committed with the next
+        batch of mail (group commit) while the next row is already being delivered:
+        under a flood of mail the worker waits for one batch per claim, not one per row.
         """
         await self._record_unrecorded()
-        claimed = await self._in_thread(self.claim, limit)
+        claimed = await self._write(self._claim_unit(limit))
         recorded: list[tuple[Claimed, Delivery, asyncio.Future[str]]] = []
         for row in claimed:
             delivery = await self._transport.deliver(
                 key=str(row.id), sender=row.sender, recipients=row.recipients, message=row.raw
             )
-            recorded.append((row, delivery, self._record_later(row, delivery)))
-            if not isinstance(self._executor, Writer):
+            recorded.append((row, delivery, self._write(self._record_unit(row, delivery))))
+            if self._units is None:
                 with contextlib.suppress(TemporaryFailure):  # kept below
                     await recorded[-1][2]  # one transaction at a time
         failure: TemporaryFailure | None = None
@@ -211,56 +265,48 @@ class OutboxWorker:
         so a mail the relay took is not handed to it again when its lease ends."""
         while self._unrecorded:
             row, delivery = self._unrecorded[0]
-            await self._record_later(row, delivery)  # TemporaryFailure: still down, kept
+            await self._write(self._record_unit(row, delivery))  # TemporaryFailure: kept
             self._unrecorded.pop(0)
 
-    def _record_later(self, claimed: Claimed, delivery: Delivery) -> asyncio.Future[str]:
-        if isinstance(self._executor, Writer):
-            unit = Unit(partial(self._record_on, claimed, delivery), _reraise)
-            return asyncio.wrap_future(self._executor.submit_unit(unit))
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, self._record, claimed, delivery)
-
     def claim(self, limit: int) -> list[Claimed]:
-        """Lease up to ``limit`` due rows to this worker (SKIP LOCKED on PostgreSQL)."""
-        now = self._clock()
-        with store.transaction(self._engine) as session:
-            rows = store.due_outbox(session, now, limit)
-            # long enough for every row of the batch to time out in turn; a crashed
-            # daemon's rows come back to the others after it
-            lease = self._settings.timeout * (len(rows) + 1)
-            for row in rows:
-                row.lease_until = now + lease
-                row.attempts += 1
-                session.add(row)
-            return [_claimed(row) for row in rows]
+        """``claim_due`` now, in a transaction of its own."""
+        return _alone(self._engine, self._claim_unit(limit))
 
-    def _record(self, claimed: Claimed, delivery: Delivery) -> str:
-        """The outcome in a transaction of its own; returns the row's new state."""
-        with store.core_transaction(self._engine) as connection:
-            return self._record_on(claimed, delivery, connection)
+    def _claim_unit(self, limit: int) -> Unit[list[Claimed]]:
+        timeout = self._settings.timeout
+        work = partial(claim_due, now=self._clock(), limit=limit, timeout=timeout)
+        return Unit(work, _reraise)
 
-    def _record_on(self, claimed: Claimed, delivery: Delivery, connection: Connection) -> str:
-        """Write the outcome (in the writer's batch, or in ``_record``'s transaction)."""
-        now = self._clock()
-        values = _outcome(claimed, delivery, now, self._settings)
-        connection.execute(_UPDATE_ROW, {"row": claimed.id, **values})
-        state: str = values.get("state", "pending")
-        if state in ("failed", "uncertain") and claimed.ticket_number is not None:
-            connection.execute(insert(EVENT), _failure_event(claimed, state, delivery, now))
-        return state
+    def _record_unit(self, claimed: Claimed, delivery: Delivery) -> Unit[str]:
+        work = partial(
+            record_outcome,
+            claimed=claimed,
+            delivery=delivery,
+            now=self._clock(),
+            settings=self._settings,
+        )
+        return Unit(work, _reraise)
+
+    def _write(self, unit: Unit[T]) -> asyncio.Future[T]:
+        if self._units is not None:
+            return asyncio.wrap_future(self._units.submit_unit(unit))
+        return asyncio.get_running_loop().run_in_executor(None, _alone, self._engine, unit)
 
 
-def _reraise(connection: Connection, error: Exception) -> str:
+def _alone(engine: Engine, unit: Unit[T]) -> T:
+    with store.core_transaction(engine) as connection:
+        return unit.run(connection)
+
+
+def _reraise(connection: Connection, error: Exception) -> Any:
     raise error
 
 
-def _claimed(row: Outbox) -> Claimed:
+def _claimed(row: Any) -> Claimed:
     extra = tuple(a for a in row.extra_recipients.split(",") if a)
-    assert row.id is not None
     return Claimed(
         row.id, row.sender, (row.recipient, *extra), row.raw, row.message_id,
-        row.template, row.ticket_number, row.attempts, row.uncertain,
+        row.template, row.ticket_number, row.attempts + 1, row.uncertain,
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, func, or_, text, update
+from sqlalchemy import bindparam, delete, event, func, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -27,7 +27,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from mailticket.decision_parts import GuardHistory, GuardWindows
 from mailticket.errors import TemporaryFailure
-from mailticket.models import Outbox, Setting, Ticket
+from mailticket.models import Setting, Ticket
 
 _TABLES = SQLModel.metadata.tables  # Core handles for the hot path (no ORM unit of work)
 TICKET, PARTICIPANT, INBOUND = _TABLES["ticket"], _TABLES["participant"], _TABLES["inbound"]
@@ -339,22 +339,6 @@ def undeliverable_until(
 ) -> datetime | None:
     until = connection_of(session).execute(_UNDELIVERABLE_UNTIL, {"address": address}).scalar()
     return _still(until, now)
-
-
-def due_outbox(session: Session, now: datetime, limit: int) -> Sequence[Outbox]:
-    """Pending rows whose time has come and whose lease (if any) has run out."""
-    query = (
-        select(Outbox)
-        .where(
-            Outbox.state == "pending",
-            Outbox.next_attempt_at <= now,
-            or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
-        )
-        .order_by(col(Outbox.next_attempt_at))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return session.exec(query).all()
 
 
 def tickets(

@@ -29,8 +29,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TypeVar
 
+from mailticket.batch import Unit
 from mailticket.errors import TemporaryFailure
 from mailticket.intake import Arrival, Result
 from mailticket.parse_pool import PRELOAD
@@ -38,13 +39,16 @@ from mailticket.rules import RuleSet
 from mailticket.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STOP_TIMEOUT = 30.0  # seconds the child may take to commit what it holds
 _RULES, _STOP = "rules", "stop"
 _PR_SET_PDEATHSIG = 1
 
 
 class StoreProcess:
-    """``submit(arrival) -> Future[Result]``, answered by the child after its commit."""
+    """``submit(arrival) -> Future[Result]``, answered by the child after its commit;
+    ``submit_unit`` for the outbox's writes, so the daemon's process never takes a turn
+    at SQLite's lock while mail is stored (its GIL made every turn it took 3x longer)."""
 
     def __init__(self, settings: Settings, rules: Callable[[], RuleSet]) -> None:
         self._settings = settings
@@ -60,13 +64,22 @@ class StoreProcess:
             self._running()
 
     def submit(self, arrival: Arrival) -> Future[Result]:
-        future: Future[Result] = Future()
+        """The mail stored by the child (``intake.unit``)."""
+        return self._send(arrival)
+
+    def submit_unit(self, unit: Unit[T]) -> Future[T]:
+        """Any other write, in the child's next batch: ``unit``'s functions must pickle
+        (module-level functions and partials of them: the outbox's claims and outcomes)."""
+        return self._send(unit)
+
+    def _send(self, request: Arrival | Unit[Any]) -> Future[Any]:
+        future: Future[Any] = Future()
         with self._lock:
             if self._closed:
                 future.set_exception(TemporaryFailure("the store is shutting down"))
                 return future
             try:
-                self._running().send(next(self._keys), arrival, future)
+                self._running().send(next(self._keys), request, future)
             except (OSError, EOFError, ValueError) as exc:  # the child is gone
                 future.set_exception(TemporaryFailure(f"store process unavailable: {exc}"))
         return future
@@ -116,7 +129,7 @@ class _Child:
         self.process = process
         self.connection = connection
         self.alive = True
-        self._pending: dict[int, Future[Result]] = {}
+        self._pending: dict[int, Future[Any]] = {}
         self._lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, name="store-results", daemon=True)
 
@@ -134,11 +147,11 @@ class _Child:
         child.reader.start()
         return child
 
-    def send(self, key: int, arrival: Arrival, future: Future[Result]) -> None:
+    def send(self, key: int, request: Arrival | Unit[Any], future: Future[Any]) -> None:
         with self._lock:
             if not self.alive:
                 raise EOFError("the store process has exited")
-            self.connection.send((key, arrival))
+            self.connection.send((key, request))
             self._pending[key] = future
 
     def _read(self) -> None:
@@ -173,8 +186,9 @@ class _Child:
 
 
 def _serve(settings: Settings, rules: RuleSet, connection: Connection) -> None:
-    """The child, one thread: take every Arrival that has come (up to a batch), store
-    them in one transaction (``batch.run_batch``), answer each after the commit."""
+    """The child, one thread: take every request that has come (up to a batch: mails,
+    and the outbox's claims and outcomes), run them in one transaction
+    (``batch.run_batch``), answer each after the commit."""
     from mailticket.batch import run_batch
     from mailticket.core import build_core  # the child's own engine, rules and templates
     from mailticket.logs import configure
@@ -192,7 +206,10 @@ def _serve(settings: Settings, rules: RuleSet, connection: Connection) -> None:
                 core.rules.current = taken.rules
             if not taken.arrivals:
                 continue
-            units = [core.intake.unit(arrival) for _, arrival in taken.arrivals]
+            units = [
+                core.intake.unit(request) if isinstance(request, Arrival) else request
+                for _, request in taken.arrivals
+            ]
             outcomes = run_batch(core.engine, units)
             answers = [
                 (key, done.value, None if done.error is None else _portable(done.error))
@@ -207,7 +224,7 @@ def _serve(settings: Settings, rules: RuleSet, connection: Connection) -> None:
 
 @dataclass
 class _Taken:
-    arrivals: list[tuple[int, Arrival]] = field(default_factory=list)
+    arrivals: list[tuple[int, Arrival | Unit[Any]]] = field(default_factory=list)
     rules: RuleSet | None = None  # the daemon reloaded its rules: these
     more: bool = True  # False: the daemon said stop, or is gone
 

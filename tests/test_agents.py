@@ -6,7 +6,9 @@ it and checks the ticket, its event log and the outbox: what was changed, who wa
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -21,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from mailticket.core import Core, build_core
 from mailticket.models import Event, Inbound, Message, Outbox, Ticket
+from mailticket.writer import Writer
 from tests.conftest import Clock, build_mail, make_settings
 
 REQUESTER = "alice@customer.example"
@@ -394,6 +397,43 @@ def test_dkim_of_another_domain_or_a_tampered_mail_is_no_proof(
     tampered = signed.replace(b"#resolve", b"#close\r\n")
     assert strict_core.intake.submit(tampered, "smtp").ticket == 3
     assert _ticket(strict_core, 1).status == "new"
+
+
+def test_a_mail_parsed_on_the_event_loop_asks_dns_from_another_thread(
+    tmp_path: Path, db_url: str, clock: Clock, dkim_key: tuple[bytes, bytes]
+) -> None:
+    """The daemon parses a small mail on the loop's thread (ParsePool.submit_nearby);
+    checking an agent's DKIM must then not block the loop on DNS."""
+    settings = make_settings(
+        tmp_path,
+        db_url,
+        agents={"require_authenticated": True, "trusted_authserv_id": "mx.example.org"},
+    )
+    asked_from: list[str] = []
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        asked_from.append(threading.current_thread().name)
+        return dkim_key[1] if name == b"sel._domainkey.example.com." else None
+
+    with build_core(settings, clock=clock, dns=dns) as core:
+        _open(core)
+        assert core.parser is not None
+        writer = Writer(core.engine)
+        try:
+            signed = _signed(_agent_reply(), b"example.com", dkim_key[0])
+            result = asyncio.run(
+                core.intake.accept(
+                    signed,
+                    "smtp",
+                    notify=True,
+                    run=core.intake.in_thread(writer),
+                    parse=core.parser.submit_nearby,
+                )
+            )
+        finally:
+            writer.shutdown()
+        assert (result.ticket, _ticket(core).status) == (1, "pending")
+        assert asked_from and threading.main_thread().name not in asked_from
 
 
 def test_authentication_results_of_our_own_server_count(strict_core: Core) -> None:

@@ -7,6 +7,7 @@ import signal
 import smtplib
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,9 @@ from sqlmodel import Session, select
 
 from mailticket.core import build_core
 from mailticket.errors import ParseError
-from mailticket.mail import InboundMail
+from mailticket.mail import InboundMail, parse
 from mailticket.models import Inbound
-from mailticket.parse_pool import ParsePool, ProcessingTimeout
+from mailticket.parse_pool import NEARBY_BUDGET, NEARBY_MAX_BYTES, ParsePool, ProcessingTimeout
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
 
@@ -39,6 +40,69 @@ def die(raw: bytes, max_attachment_size: int) -> InboundMail:
     """A parser that crashes its process (as a segfault in a C extension would)."""
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("unreachable")
+
+
+def where_parsed(raw: bytes, max_attachment_size: int) -> InboundMail:
+    """The parser, saying in its subject which process ran it; a mail that asks for it is
+    slow (as an adversarial mail is), past the nearby budget."""
+    if b"slow please" in raw:
+        time.sleep(NEARBY_BUDGET * 5)
+    mail = parse(raw, max_attachment_size=max_attachment_size)
+    return replace(mail, subject=str(os.getpid()))
+
+
+def test_a_small_mail_is_parsed_nearby_the_rest_in_a_worker() -> None:
+    pool = ParsePool(max_attachment_size=10**6, time_limit=30, function=where_parsed)
+    here = str(os.getpid())
+    try:
+        small = build_mail(body="short")
+        nearby = pool.submit_nearby(small)
+        assert nearby.done(), "a small mail is parsed before submit_nearby returns"
+        assert (nearby.result().subject, nearby.result().raw) == (here, small)
+
+        big = build_mail(body="x" * NEARBY_MAX_BYTES)
+        slow = build_mail(body="slow please")
+        for raw in (big, slow):  # too big to try; stopped by the alarm, then given a worker
+            mail = pool.submit_nearby(raw).result(30)
+            assert mail.subject != here and mail.raw == raw
+
+        with pytest.raises(ParseError, match="empty message"):  # rejected nearby, as in a worker
+            pool.submit_nearby(b"   ").result(0)
+    finally:
+        pool.close()
+
+
+def test_an_alarm_set_before_a_nearby_parse_is_kept() -> None:
+    pool = ParsePool(max_attachment_size=10**6, time_limit=30, function=where_parsed)
+    rang: list[int] = []
+    theirs = signal.signal(signal.SIGALRM, lambda signum, frame: rang.append(signum))
+    their_timer = signal.setitimer(signal.ITIMER_REAL, 60)  # pytest-timeout's, set aside
+    try:
+        assert pool.submit_nearby(build_mail(body="slow please")).result(30).raw
+        assert pool.submit_nearby(build_mail()).done()
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 60
+        assert rang == []
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        time.sleep(0.5)  # interrupted by the alarm: its handler is the one we installed
+        assert rang == [signal.SIGALRM]
+    finally:
+        signal.signal(signal.SIGALRM, theirs)
+        signal.setitimer(signal.ITIMER_REAL, *their_timer)
+        pool.close()
+
+
+def test_off_the_main_thread_every_mail_goes_to_a_worker() -> None:
+    pool = ParsePool(max_attachment_size=10**6, time_limit=30, function=where_parsed)
+    parsed: list[InboundMail] = []
+    try:
+        thread = threading.Thread(
+            target=lambda: parsed.append(pool.submit_nearby(build_mail()).result(30))
+        )
+        thread.start()
+        thread.join(60)
+        assert [mail.subject != str(os.getpid()) for mail in parsed] == [True]
+    finally:
+        pool.close()
 
 
 def test_a_mail_parses_in_a_worker_and_keeps_its_bytes() -> None:

@@ -8,10 +8,12 @@ the next mail starts a new one; the child follows the daemon's rules reloads; an
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import smtplib
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,9 +22,11 @@ from sqlmodel import Session, select
 from mailticket.core import Core, build_core
 from mailticket.errors import TemporaryFailure
 from mailticket.intake import Arrival
-from mailticket.models import Ticket
+from mailticket.models import Outbox, Ticket
+from mailticket.outbox import OutboxWorker
 from mailticket.settings import Settings
 from mailticket.store_process import StoreProcess
+from mailticket.transport import Delivery, Outcome
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_process import DaemonProcess, write_config
 from tests.daemon_thread import DaemonThread
@@ -54,6 +58,35 @@ def test_mails_are_stored_by_the_child_and_answered_after_its_commit(
     stored = {t.subject: t.number for t in tickets(core)}
     assert {r.ticket for r in results} == set(stored.values())
     assert sorted(stored) == sorted(f"Request {n}" for n in range(20))
+
+
+def test_the_outbox_claims_and_records_through_the_child(core: Core, settings: Settings) -> None:
+    """In the daemon the outbox worker writes through the store process, so the
+    daemon's own process never waits for (or holds) SQLite's write lock."""
+    core.intake.submit(build_mail(subject="Needs an acknowledgement"), "smtp")
+    store = StoreProcess(settings, core.rules)
+    try:
+        worker = OutboxWorker(core.engine, _Taking(), settings.outbound, core.clock, store)
+        assert asyncio.run(worker.deliver_due()) == 3  # the ack, the agents' notifications
+        assert asyncio.run(worker.deliver_due()) == 0  # recorded as sent by the child
+    finally:
+        store.close()
+    with Session(core.engine) as session:
+        rows = session.exec(select(Outbox)).all()
+    assert sorted((row.template, row.state, row.attempts) for row in rows) == [
+        ("ack", "sent", 1),
+        ("agent_new", "sent", 1),
+        ("agent_new", "sent", 1),
+    ]
+
+
+class _Taking:
+    """A transport that takes every mail."""
+
+    async def deliver(
+        self, *, key: str, sender: str, recipients: Sequence[str], message: bytes
+    ) -> Delivery:
+        return Delivery(Outcome.SENT, "taken")
 
 
 def test_a_child_that_dies_fails_its_mails_and_the_next_mail_starts_another(

@@ -141,7 +141,8 @@ class Outbox(SQLModel, table=True):
     recipient: str  # the main recipient; the automatic-answer cap counts these
     extra_recipients: str = Field(default="", sa_type=Text)  # comma-separated Cc
     automatic: bool
-    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # b"" until composed
+    draft: str | None = Field(default=None, sa_type=Text)  # notices.draft, until composed
     state: str = "pending"  # pending, sent, failed, uncertain
     attempts: int = 0
     uncertain: int = 0  # deliveries whose outcome we could not learn (timeout after DATA)

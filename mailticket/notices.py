@@ -8,6 +8,7 @@ an optional ``<name>.html.j2`` makes the mail multipart/alternative.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,6 +123,46 @@ def compose(
         f"{name}: {_header_value(name, value)}\r\n" for name, value in _headers(rendered, envelope)
     )
     return head.encode("ascii") + body.as_bytes(policy=_WIRE)
+
+
+def draft(rendered: Rendered, envelope: Envelope) -> str:
+    """What ``compose`` needs, as JSON: the outbox keeps this and composes at delivery,
+    outside the transaction that queued the mail (composing is a tenth of intake's)."""
+    return json.dumps(
+        {
+            "subject": rendered.subject,
+            "text": rendered.text,
+            "html": rendered.html,
+            "sender": envelope.sender,
+            "to": envelope.to,
+            "cc": envelope.cc,
+            "message_id": envelope.message_id,
+            "in_reply_to": envelope.in_reply_to,
+            "references": envelope.references,
+            "auto_submitted": envelope.auto_submitted,
+            "date": envelope.date.isoformat(),
+            "reply_to": envelope.reply_to,
+        },
+        ensure_ascii=False,
+    )
+
+
+def compose_draft(text: str) -> bytes:
+    """``compose`` from a ``draft``."""
+    fields = json.loads(text)
+    rendered = Rendered(fields["subject"], fields["text"], fields["html"])
+    envelope = Envelope(
+        sender=fields["sender"],
+        to=fields["to"],
+        cc=tuple(fields["cc"]),
+        message_id=fields["message_id"],
+        in_reply_to=fields["in_reply_to"],
+        references=tuple(fields["references"]),
+        auto_submitted=fields["auto_submitted"],
+        date=datetime.fromisoformat(fields["date"]),
+        reply_to=fields["reply_to"],
+    )
+    return compose(rendered, envelope)
 
 
 def _headers(rendered: Rendered, envelope: Envelope) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -25,7 +25,8 @@ from sqlmodel import Session
 from mailticket import store
 from mailticket.batch import Unit
 from mailticket.errors import TemporaryFailure
-from mailticket.notices import Envelope, Rendered, compose
+from mailticket.models import Outbox
+from mailticket.notices import Envelope, Rendered, compose, compose_draft, draft
 from mailticket.settings import OutboundSettings
 from mailticket.store import EVENT, MESSAGE, OUTBOX
 from mailticket.transport import Delivery, Outcome, Transport
@@ -59,6 +60,11 @@ def enqueue(
     enqueue_many(session.connection(), [Outgoing(ticket_number, template, rendered, envelope)])
 
 
+def message_bytes(row: Outbox) -> bytes:
+    """A row's mail as it will be (or was) sent: its bytes, or its draft composed."""
+    return row.raw if row.draft is None else compose_draft(row.draft)
+
+
 _INSERT_OUTBOX, _INSERT_MESSAGE = insert(OUTBOX), insert(MESSAGE)  # built once (see store)
 
 
@@ -82,7 +88,9 @@ def _outbox_row(mail: Outgoing) -> dict[str, Any]:
         "recipient": envelope.to,
         "extra_recipients": ",".join(envelope.cc),
         "automatic": envelope.auto_submitted == "auto-replied",
-        "raw": compose(mail.rendered, envelope, mail.attachments),
+        # composed at delivery, out of this transaction; a relayed file is composed now
+        "raw": compose(mail.rendered, envelope, mail.attachments) if mail.attachments else b"",
+        "draft": None if mail.attachments else draft(mail.rendered, envelope),
         "state": "pending",
         "attempts": 0,
         "uncertain": 0,
@@ -120,6 +128,12 @@ class Claimed:
     ticket_number: int | None
     attempts: int  # counting this one
     uncertain: int
+    draft: str | None = None  # raw is b"" until the worker composes this
+    composed: bool = False  # composed for this delivery: the outcome keeps the bytes
+
+    def message(self) -> bytes:
+        """The bytes to hand to the transport: composed now when the row holds a draft."""
+        return self.raw if self.draft is None else compose_draft(self.draft)
 
 
 class UnitStore(Protocol):
@@ -172,8 +186,11 @@ def record_outcome(
     settings: OutboundSettings,
 ) -> str:
     """Write the outcome of one delivery; returns the row's new state (picklable, as
-    ``claim_due``)."""
+    ``claim_due``). A mail composed for this delivery keeps its bytes: what was sent,
+    and what a retry sends again."""
     values = _outcome(claimed, delivery, now, settings)
+    if claimed.composed:
+        values |= {"raw": claimed.raw, "draft": None}
     connection.execute(_UPDATE_ROW, {"row": claimed.id, **values})
     state: str = values.get("state", "pending")
     if state in ("failed", "uncertain") and claimed.ticket_number is not None:
@@ -210,6 +227,7 @@ class OutboxWorker:
         self.loop = asyncio.get_running_loop()
         pause = idle
         while not stop.is_set():
+            self._wakeup.clear()  # before the claim: a wake-up during it is not lost
             try:
                 delivered = await self.deliver_due()
                 pause = idle
@@ -218,7 +236,6 @@ class OutboxWorker:
                 delivered, pause = 0, min(pause * 2, 60.0)
             if delivered:
                 continue
-            self._wakeup.clear()
             waiters = {
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(self._wakeup.wait()),
@@ -238,6 +255,8 @@ class OutboxWorker:
         claimed = await self._write(self._claim_unit(limit))
         recorded: list[tuple[Claimed, Delivery, asyncio.Future[str]]] = []
         for row in claimed:
+            if row.draft is not None:  # its bytes fixed now, and kept with the outcome
+                row = replace(row, raw=row.message(), draft=None, composed=True)
             delivery = await self._transport.deliver(
                 key=str(row.id), sender=row.sender, recipients=row.recipients, message=row.raw
             )
@@ -306,7 +325,7 @@ def _claimed(row: Any) -> Claimed:
     extra = tuple(a for a in row.extra_recipients.split(",") if a)
     return Claimed(
         row.id, row.sender, (row.recipient, *extra), row.raw, row.message_id,
-        row.template, row.ticket_number, row.attempts + 1, row.uncertain,
+        row.template, row.ticket_number, row.attempts + 1, row.uncertain, row.draft,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from mailticket.core import build_core
 from mailticket.models import Outbox
+from mailticket.outbox import message_bytes
 from tests.conftest import ROOT, Clock, build_mail, make_settings
 
 TX = "0x" + "4f5b0e0a4c9e9b3b" * 4
@@ -22,7 +23,7 @@ def _ack(tmp_path: Path, db_url: str, subject: str, body: str) -> str:
         with Session(core.engine) as session:
             ack = session.exec(select(Outbox).order_by(col(Outbox.id))).first()
     assert ack is not None and ack.template == "ack_payment"
-    mail = message_from_bytes(ack.raw, policy=policy.default)
+    mail = message_from_bytes(message_bytes(ack), policy=policy.default)
     return str(mail.get_body(("plain",)).get_content())
 
 

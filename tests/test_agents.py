@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from mailticket.core import Core, build_core
 from mailticket.models import Event, Inbound, Message, Outbox, Ticket
+from mailticket.outbox import message_bytes
 from mailticket.writer import Writer
 from tests.conftest import Clock, build_mail, make_settings
 
@@ -61,7 +62,7 @@ def _events(core: Core, number: int = 1) -> list[str]:
 
 
 def _parsed(row: Outbox) -> EmailMessage:
-    message = message_from_bytes(row.raw, policy=policy.default)
+    message = message_from_bytes(message_bytes(row), policy=policy.default)
     assert isinstance(message, EmailMessage)
     return message
 

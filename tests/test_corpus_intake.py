@@ -19,6 +19,7 @@ from mailticket.core import build_core
 from mailticket.guard import classify
 from mailticket.mail import parse
 from mailticket.models import Inbound, Outbox, Ticket
+from mailticket.outbox import message_bytes
 from tests.conftest import Clock, make_settings
 from tests.test_corpus import CORPUS, ENTRIES
 
@@ -49,13 +50,18 @@ def test_every_corpus_mail_goes_through_intake(tmp_path: Path, clock: Clock) -> 
     print(f"{len(messages)} corpus mails: {dict(outcomes)}")
     with Session(core.engine) as session:
         stored = session.exec(select(func.count()).select_from(Inbound)).one()
-        acks = session.exec(select(Outbox.raw).where(Outbox.template == "ack")).all()
-        answered = {message_from_bytes(raw, policy=policy.default)["In-Reply-To"] for raw in acks}
+        acks = session.exec(select(Outbox).where(Outbox.template == "ack")).all()
+        answered = {
+            message_from_bytes(message_bytes(row), policy=policy.default)["In-Reply-To"]
+            for row in acks
+        }
         bounce_tickets = session.exec(
             select(func.count()).select_from(Ticket).where(Ticket.requester.like("mailer-daemon@%"))  # type: ignore[attr-defined]
         ).one()
     wrong = [q for q in quarantined if "(bounce)" in q or "(auto-reply)" in q]
-    wrong += [q for q in quarantined if not q.split("): ", 1)[1].startswith(("sender: ", "limit: "))]
+    wrong += [
+        q for q in quarantined if not q.split("): ", 1)[1].startswith(("sender: ", "limit: "))
+    ]
     assert not wrong, "\n".join(wrong)
     assert stored == len(messages) - outcomes["duplicate"]  # every mail kept, once
     # sisimai's bsd/ and dos/ hold the same mails (LF vs CRLF): same Message-ID, stored once

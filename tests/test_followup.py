@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from mailticket.core import Core, build_core
 from mailticket.followup import FollowupSweep
 from mailticket.models import Event, Outbox, Ticket
+from mailticket.outbox import message_bytes
 from mailticket.store import TICKET, make_engine
 from tests.conftest import Clock, build_mail, make_settings
 
@@ -145,7 +146,7 @@ def test_reminders_thread_under_the_conversation_and_carry_the_tag(
     assert sweeper(core).run() == 1
     with Session(core.engine) as session:
         row = session.exec(select(Outbox).where(Outbox.template == "reminder_agent")).one()
-    mail = message_from_bytes(row.raw, policy=policy.default)
+    mail = message_from_bytes(message_bytes(row), policy=policy.default)
     assert mail["Subject"].startswith("[MT-1] ")
     assert "提醒" in mail["Subject"]  # the requester wrote Chinese: the Chinese template
     with Session(core.engine) as session:

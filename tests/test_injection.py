@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from mailticket.core import Core, build_core
 from mailticket.models import Outbox
+from mailticket.outbox import message_bytes
 from tests.conftest import Clock, make_settings
 
 REQUESTER = "alice@customer.example"
@@ -75,10 +76,12 @@ def answers(core: Core, raw: bytes) -> list[tuple[Outbox, EmailMessage]]:
     ]
     parsed = []
     for row in rows:
-        msg = message_from_bytes(row.raw, policy=policy.default)
+        msg = message_from_bytes(message_bytes(row), policy=policy.default)
         assert isinstance(msg, EmailMessage)
         assert_ours(msg, row.recipient)
-        assert all(len(line) <= 998 for line in row.raw.split(b"\r\n\r\n")[0].split(b"\r\n"))
+        assert all(
+            len(line) <= 998 for line in message_bytes(row).split(b"\r\n\r\n")[0].split(b"\r\n")
+        )
         parsed.append((row, msg))
     return parsed
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from mailticket.core import Core
 from mailticket.models import Event, Inbound, Message, Outbox, Ticket, Undeliverable
+from mailticket.outbox import message_bytes
 from tests.conftest import Clock, build_mail
 
 
@@ -47,7 +48,7 @@ def test_new_mail_opens_a_ticket_with_ack_and_agent_notifications(core: Core) ->
         ("agent_new", "agent@example.com", False),
         ("agent_new", "second@example.com", False),
     ]
-    ack = message_from_bytes(outbox[0].raw, policy=policy.default)
+    ack = message_from_bytes(message_bytes(outbox[0]), policy=policy.default)
     assert ack["Subject"] == "[MT-1] Cannot log in"
     assert ack["Auto-Submitted"] == "auto-replied"
     assert ack["In-Reply-To"] == "<q1@customer.example>"
@@ -131,7 +132,7 @@ def test_foreign_reply_as_note(tmp_path: Path, db_url: str, clock: Clock) -> Non
     assert list(kinds) == ["request", "unverified"]
     told = [o for o in _outbox(core) if o.template == "agent_update"]
     assert [o.recipient for o in told] == ["agent@example.com", "second@example.com"]
-    body = message_from_bytes(told[0].raw, policy=policy.default).get_body(("plain",))
+    body = message_from_bytes(message_bytes(told[0]), policy=policy.default).get_body(("plain",))
     assert body is not None
     assert "UNVERIFIED: bob@other.example is not on this ticket." in body.get_content()
     assert _tickets(core)[0].status == "new"  # nothing reopened or changed by a stranger
@@ -286,6 +287,6 @@ def test_chinese_mail_gets_the_chinese_acknowledgement(core: Core) -> None:
         subject="账户无法登录", body="你好，我的账户从今天早上开始无法登录，请帮忙处理。\n"
     )
     core.intake.submit(raw, "smtp")
-    ack = message_from_bytes(_outbox(core)[0].raw, policy=policy.default)
+    ack = message_from_bytes(message_bytes(_outbox(core)[0]), policy=policy.default)
     assert "我们已收到您的请求" in ack.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert ack["Subject"] == "[MT-1] 账户无法登录"

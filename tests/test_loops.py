@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from mailticket.core import Core, build_core
 from mailticket.health import collect
 from mailticket.models import Event, Outbox, Ticket
+from mailticket.outbox import message_bytes
 from tests.conftest import Clock, build_mail, make_settings
 
 Responder = Callable[[bytes], bytes | None]
@@ -59,7 +60,7 @@ def pump(core: Core, address: str, respond: Responder, clock: Clock, rounds: int
             if row.recipient != address:
                 continue
             sent += 1
-            answer = respond(row.raw)
+            answer = respond(message_bytes(row))
             if answer is not None:
                 clock.advance(minutes=1)
                 core.intake.submit(answer, "smtp")
@@ -91,7 +92,7 @@ def other_instance(other: Core) -> Responder:
         other.intake.submit(raw, "smtp")
         answers = _outgoing(other, last[0])
         last[0] = answers[-1].id or last[0] if answers else last[0]
-        back = [r.raw for r in answers if r.recipient == "support@a.example"]
+        back = [message_bytes(r) for r in answers if r.recipient == "support@a.example"]
         return back[0] if back else None
 
     return respond

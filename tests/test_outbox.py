@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,34 @@ def test_temporary_failure_backs_off_then_delivers(smtp_core: Core, clock: Clock
     assert {r.state for r in _rows(smtp_core)} == {"sent"}
     assert all(r.attempts == 2 for r in _rows(smtp_core))
     assert len(relay.received) == 3
+
+
+def test_a_mail_is_composed_at_its_first_delivery_and_retried_byte_for_byte(
+    smtp_core: Core, clock: Clock
+) -> None:
+    """Intake queues a draft (composing is out of its transaction); the worker composes it
+    when it first hands it over, and the row keeps those bytes: a retry sends them again."""
+    smtp_core.intake.submit(build_mail(subject="Composed later"), "smtp")
+    queued = _rows(smtp_core)
+    assert all(row.raw == b"" and row.draft for row in queued)
+    relay = Relay(script=["451", "451", "451"])
+    tried: list[bytes] = []
+
+    async def steps(port: int) -> None:
+        worker = _worker(smtp_core, port)
+        await worker.deliver_due()
+        tried.extend(row.raw for row in _rows(smtp_core))
+        clock.advance(seconds=61)
+        await worker.deliver_due()
+
+    asyncio.run(_with_relay(relay, steps))
+    rows = _rows(smtp_core)
+    assert all(row.draft is None and row.state == "sent" for row in rows)
+    assert sorted(relay.received) == sorted(tried) == sorted(row.raw for row in rows)
+    ack = next(row for row in rows if row.template == "ack")
+    parsed = message_from_bytes(ack.raw, policy=policy.default)
+    assert parsed["Message-ID"] == ack.message_id
+    assert "[MT-1]" in parsed["Subject"] and "Composed later" in parsed["Subject"]
 
 
 def test_permanent_failure_is_recorded_on_the_ticket(smtp_core: Core) -> None:

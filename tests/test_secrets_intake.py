@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from mailticket import views
 from mailticket.core import Core
 from mailticket.models import Inbound, Outbox, Ticket
+from mailticket.outbox import message_bytes
 from tests.conftest import build_mail
 
 PHRASE = Mnemonic("english").to_mnemonic(bytes(range(16)))  # a valid 12-word phrase
@@ -20,7 +21,7 @@ def _outbox(core: Core) -> dict[str, str]:
     with Session(core.engine) as session:
         rows = session.exec(select(Outbox).order_by(col(Outbox.id))).all()
     return {
-        f"{o.template} {o.recipient}": message_from_bytes(o.raw, policy=policy.default)
+        f"{o.template} {o.recipient}": message_from_bytes(message_bytes(o), policy=policy.default)
         .get_body(("plain",))
         .get_content()
         for o in rows
@@ -67,7 +68,9 @@ def test_a_plain_mail_gets_no_warning_and_no_tag(core: Core) -> None:
 def test_the_chinese_acknowledgement_warns_in_chinese(core: Core) -> None:
     zh_phrase = Mnemonic("chinese_simplified").to_mnemonic(bytes(range(16)))
     body = f"我的钱包被盗了，助记词是 {zh_phrase} 请帮忙。\n"
-    core.intake.submit(build_mail(subject="钱包被盗", body=body, message_id="<s3@c.example>"), "smtp")
+    core.intake.submit(
+        build_mail(subject="钱包被盗", body=body, message_id="<s3@c.example>"), "smtp"
+    )
     mails = _outbox(core)
     assert "请勿将私钥或助记词发送给任何人" in mails["ack alice@customer.example"]
     assert zh_phrase not in mails["agent_new agent@example.com"]

@@ -8,9 +8,10 @@ steps of up to 100 ms); PostgreSQL takes many, but every transaction costs round
 and a commit. So callers hand units of work (one mail each) to a single thread, which
 takes whatever is waiting -- up to ``max_batch`` units, never waiting for more -- runs
 them in one transaction (``batch.run_batch``: a failing mail is undone alone), and
-only then answers each caller. Plain jobs (the outbox worker's claims and outcomes, the
-IMAP ledger) come through the same queue in arrival order, each in a transaction of its
-own: under a flood of mail they wait for one batch, never for the flood.
+only then answers each caller; the outbox worker's claims and outcomes are units too.
+Plain jobs (the IMAP ledger, the follow-up sweep) come through the same queue in arrival
+order, each in a transaction of its own: under a flood of mail they wait for one batch,
+never for the flood.
 
 A Writer is a ``concurrent.futures.Executor``, so ``loop.run_in_executor(writer, job)``
 works; ``submit_unit`` is the group-commit path.

@@ -131,10 +131,6 @@ class Claimed:
     draft: str | None = None  # raw is b"" until the worker composes this
     composed: bool = False  # composed for this delivery: the outcome keeps the bytes
 
-    def message(self) -> bytes:
-        """The bytes to hand to the transport: composed now when the row holds a draft."""
-        return self.raw if self.draft is None else compose_draft(self.draft)
-
 
 class UnitStore(Protocol):
     """Where the worker's claims and outcomes are written: the daemon's writer thread,
@@ -154,7 +150,6 @@ _DUE = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-_LEASE = update(OUTBOX).where(OUTBOX.c.id == bindparam("row"))
 _UPDATE_ROW = update(OUTBOX).where(OUTBOX.c.id == bindparam("row"))
 
 
@@ -173,7 +168,7 @@ def claim_due(
     leases = [
         {"row": row.id, "lease_until": lease_until, "attempts": row.attempts + 1} for row in rows
     ]
-    connection.execute(_LEASE, leases)
+    connection.execute(_UPDATE_ROW, leases)
     return [_claimed(row) for row in rows]
 
 
@@ -256,7 +251,7 @@ class OutboxWorker:
         recorded: list[tuple[Claimed, Delivery, asyncio.Future[str]]] = []
         for row in claimed:
             if row.draft is not None:  # its bytes fixed now, and kept with the outcome
-                row = replace(row, raw=row.message(), draft=None, composed=True)
+                row = replace(row, raw=compose_draft(row.draft), draft=None, composed=True)
             delivery = await self._transport.deliver(
                 key=str(row.id), sender=row.sender, recipients=row.recipients, message=row.raw
             )

@@ -103,10 +103,10 @@ class ParsePool:
         only one an alarm can interrupt); the future is then already resolved."""
         if not _nearby(raw) or threading.current_thread() is not threading.main_thread():
             return self.submit(raw)
-        parsed: Future[InboundMail] = Future()
+        outcome: Future[InboundMail] = Future()
         try:
             with _alarm(NEARBY_BUDGET):
-                mail = self._function(raw, self._cap)
+                outcome.set_result(self._function(raw, self._cap))
         except _OverBudget:
             log.info(
                 "a %d-byte mail took over %gs to parse: parsing it in a worker",
@@ -114,13 +114,10 @@ class ParsePool:
                 NEARBY_BUDGET,
             )
             return self.submit(raw)
-        except MailRejected as exc:
-            parsed.set_exception(exc)
-        except Exception as exc:  # a parser bug must not lose the mail
-            log.error("parser failed on a %d-byte mail: %r", len(raw), exc)
-            parsed.set_exception(ParseError(f"parser error: {exc!r}"))
-        else:
-            parsed.set_result(replace(mail, raw=raw))
+        except Exception as exc:
+            outcome.set_exception(exc)
+        parsed: Future[InboundMail] = Future()
+        _settle(parsed, raw, self._limit, outcome)  # as a worker's outcome is
         return parsed
 
     def close(self) -> None:

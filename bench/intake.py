@@ -806,6 +806,26 @@ def run_on_snapshot(script: Path, argv: Sequence[str]) -> int:
         shutil.rmtree(source, ignore_errors=True)
 
 
+def add_snapshot_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-snapshot``, for every bench that runs itself again on a copy."""
+    parser.add_argument(
+        "--no-snapshot",
+        dest="snapshot",
+        action="store_false",
+        help="import mailticket from the working tree instead of a copy taken at start",
+    )
+
+
+def rerun_on_snapshot(
+    args: argparse.Namespace, script: Path, argv: Sequence[str] | None
+) -> int | None:
+    """The exit code of ``script`` run again on a snapshot, or None when this is that run
+    (or ``--no-snapshot``): then the caller goes on."""
+    if not args.snapshot or SNAPSHOT_ENV in os.environ:
+        return None
+    return run_on_snapshot(script, sys.argv[1:] if argv is None else argv)
+
+
 # -- command line -----------------------------------------------------------------------------
 
 
@@ -828,19 +848,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--foreign-reply", choices=["note", "new_ticket"], default="note")
     parser.add_argument("--postgres", metavar="URL", help="also run (c) K=8 on PostgreSQL")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument(
-        "--no-snapshot",
-        dest="snapshot",
-        action="store_false",
-        help="import mailticket from the working tree instead of a copy taken at start",
-    )
+    add_snapshot_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.snapshot and SNAPSHOT_ENV not in os.environ:
-        return run_on_snapshot(Path(__file__), sys.argv[1:] if argv is None else argv)
+    if (code := rerun_on_snapshot(args, Path(__file__), argv)) is not None:
+        return code
     began = datetime.now().astimezone()
     workdir = Path(tempfile.mkdtemp(prefix="mailticket-bench-"))
     try:

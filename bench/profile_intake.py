@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import cProfile
 import functools
-import os
 import pstats
 import shutil
 import sys
@@ -43,14 +42,14 @@ sys.path.append(str(Path(__file__).resolve().parent))
 from intake import (
     CORPUS_SCRIPT,
     RESULTS,
-    SNAPSHOT_ENV,
     Corpus,
     ServerSpec,
+    add_snapshot_option,
     format_row,
     mailticket_core,
     prepare_corpus,
     reporting_errors,
-    run_on_snapshot,
+    rerun_on_snapshot,
     running_server,
     serve_child,
     smtp_load,
@@ -245,7 +244,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8, help="K for the daemon view")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="daemon view")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--no-snapshot", dest="snapshot", action="store_false")
+    add_snapshot_option(parser)
     parser.add_argument(
         "--report", type=Path, nargs="+", metavar="PSTATS", help="only print saved profiles"
     )
@@ -258,8 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in args.report:
             print_report(path.name, pstats.Stats(str(path)), args.top)
         return 0
-    if args.snapshot and SNAPSHOT_ENV not in os.environ:
-        return run_on_snapshot(Path(__file__), sys.argv[1:] if argv is None else argv)
+    if (code := rerun_on_snapshot(args, Path(__file__), argv)) is not None:
+        return code
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
     workdir = Path(tempfile.mkdtemp(prefix="mailticket-profile-"))
     RESULTS.mkdir(parents=True, exist_ok=True)

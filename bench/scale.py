@@ -262,19 +262,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="repeat the three setups")
     parser.add_argument("--postgres", metavar="URL", default=PG_URL)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument(
-        "--no-snapshot",
-        dest="snapshot",
-        action="store_false",
-        help="import mailticket from the working tree instead of a copy taken at start",
-    )
+    intake.add_snapshot_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.snapshot and intake.SNAPSHOT_ENV not in os.environ:
-        return intake.run_on_snapshot(Path(__file__), sys.argv[1:] if argv is None else argv)
+    if (code := intake.rerun_on_snapshot(args, Path(__file__), argv)) is not None:
+        return code
     began = datetime.now().astimezone()
     workdir = Path(tempfile.mkdtemp(prefix="mailticket-scale-"))
     try:

@@ -22,8 +22,10 @@ from mailticket.intake import Intake
 from mailticket.notices import Renderer, template_dirs
 from mailticket.parse_pool import ParsePool
 from mailticket.rules import RuleSet, default_rules, load_rules
+from mailticket.rules_watch import fingerprint
 from mailticket.settings import Settings
 from mailticket.threads import MessageIdSigner
+from mailticket.warm_up import sample_mails
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -38,6 +40,7 @@ class RulesHolder:
 
     def __init__(self, path: Path, current: RuleSet | None = None) -> None:
         self.path = path
+        self.loaded: str | None = None  # the fingerprint of the file the rules came from
         self.current: RuleSet = current or self._initial()
         self.observers: list[Callable[[bool], None]] = []  # e.g. metrics: told each outcome
 
@@ -45,6 +48,7 @@ class RulesHolder:
         if not self.path.exists():
             log.warning("%s not found: every ticket goes to the built-in defaults", self.path)
             return default_rules()
+        self.loaded = fingerprint(self.path)  # before: an edit while loading is seen later
         return load_rules(self.path)  # at start a bad file is fatal: there is no last good
 
     def __call__(self) -> RuleSet:
@@ -52,6 +56,7 @@ class RulesHolder:
 
     def reload(self) -> bool:
         """Load the file again; False (and an error log) when it is refused."""
+        self.loaded = fingerprint(self.path)
         try:
             rules = load_rules(self.path)
         except ConfigError as exc:
@@ -80,6 +85,11 @@ class Core:
     clock: Clock
     on_commit: list[Callable[[], None]] = field(default_factory=list)
     parser: ParsePool | None = None
+
+    def warm_up(self) -> None:
+        """Pay the first mails' one-off costs now, where they store (see ``warm_up``)."""
+        self.renderer.compile_all()
+        self.intake.rehearse(sample_mails(self.settings.tickets.support_address))
 
     def close(self) -> None:
         """Stop the parser processes and close the database connections."""

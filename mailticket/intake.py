@@ -259,6 +259,34 @@ class Intake:
         """The mail's work inside a shared transaction (see ``batch.run_batch``)."""
         return Unit(partial(self._store, arrival), partial(self._failed, arrival))
 
+    def rehearse(self, mails: Sequence[bytes]) -> list[Result]:
+        """Store ``mails`` and roll back: the first real mails then find the templates
+        and SQL statements compiled (see ``warm_up``). What they would have been; empty
+        when nothing was rehearsed. Never fatal: a failure here shows again, and is
+        handled, on the first real mail.
+
+        Only where a rollback leaves no trace: PostgreSQL's sequences are not rolled
+        back, so there a rehearsal would leave a gap in the ticket numbers.
+        """
+        if self._engine.dialect.name != "sqlite":
+            return []
+        cap = self._settings.tickets.max_attachment_size
+        now = self._clock()
+        try:
+            with store.rolled_back(self._engine) as connection:
+                return [
+                    self._store(
+                        self.arrival(
+                            raw, "warm-up", True, _parse_here(raw, max_attachment_size=cap), now
+                        ),
+                        connection,
+                    )
+                    for raw in mails
+                ]
+        except Exception as exc:
+            log.warning("warm-up skipped: %s", exc)
+            return []
+
     def in_thread(self, writer: UnitWriter) -> Store:
         """``run`` for ``submit_later``: the mail's unit in ``writer``'s next batch."""
         return lambda arrival: writer.submit_unit(self.unit(arrival))

@@ -68,6 +68,14 @@ class Renderer:
             loader=loader, undefined=jinja2.StrictUndefined, autoescape=True
         )
 
+    def compile_all(self) -> None:
+        """Compile every template now (the daemon does at start): compiling takes a few
+        milliseconds each, which the first mail to use a template would wait for."""
+        for environment, kind in ((self._text, ".txt.j2"), (self._html, ".html.j2")):
+            for name in environment.list_templates():
+                if name.endswith(kind):
+                    environment.get_template(name)
+
     def render(self, name: str, language: str, context: Mapping[str, Any]) -> Rendered:
         """Render ``name`` in ``language`` when a translation exists, else the default."""
         text_template = self._pick(self._text, name, "txt", language)

@@ -39,9 +39,9 @@ from pebble import ProcessExpired, ProcessPool
 from mailticket.errors import MailRejected, ParseError, TemporaryFailure
 from mailticket.mail import InboundMail, parse
 from mailticket.secret_scan import scan_mail
+from mailticket.warm_up import sample_mails
 
 log = logging.getLogger(__name__)
-_WARM_UP = b"From: mailticket@localhost\r\nSubject: warm-up\r\n\r\nstarting\r\n"
 Parse = Callable[[bytes, int], InboundMail]
 # What the fork server imports once, for every child it forks: the parser workers and
 # the daemon's store process (whichever starts it first sets it).
@@ -128,10 +128,15 @@ class ParsePool:
             pool.join()
 
     def start(self) -> None:
-        """Start the workers now rather than on the first mail (the daemon does)."""
+        """Start the workers now rather than on the first mail (the daemon does), and
+        parse the warm-up mails here and in the workers (see ``warm_up``)."""
         self._running(long_running=True)
         with contextlib.suppress(Exception):  # a failure here shows on the first mail
-            self.submit(_WARM_UP).result()
+            samples = sample_mails()
+            for raw in samples:  # what submit_nearby will parse here
+                self._function(raw, self._cap)
+            for parsed in [self.submit(raw) for raw in samples]:
+                parsed.result()
 
     def _running(self, *, long_running: bool = False) -> ProcessPool:
         with self._lock:

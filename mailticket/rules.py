@@ -28,7 +28,7 @@ from mailticket.rule_regex import compile_pattern
 from mailticket.rules_errors import Problem, pydantic_problems, shadow_problems
 from mailticket.rules_schema import Actions, DefaultsSpec, QueueSpec, Rule, RulesFile, context_of
 from mailticket.sla import Policy
-from mailticket.yamlsource import Located, load_file, load_located
+from mailticket.yamlsource import Located, load_bytes, load_located, read_file
 
 __all__ = [
     "ConfigError",
@@ -174,10 +174,11 @@ def default_rules() -> RuleSet:
 def load_rules(path: Path) -> RuleSet:
     """Validate ``path`` whole; ConfigError("path:line: message") on the first problem."""
     try:
-        located = load_file(path)
+        content = read_file(path)
+        located = load_bytes(content, str(path))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return _raise_first(*validate(located, path.read_bytes()))
+    return _raise_first(*validate(located, content))
 
 
 def parse_rules(text: str, name: str = "rules.yaml") -> RuleSet:

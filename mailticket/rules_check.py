@@ -20,7 +20,7 @@ from mailticket.errors import MailRejected
 from mailticket.mail import InboundMail, parse
 from mailticket.rules import Routing, RuleSet, validate
 from mailticket.rules_schema import Expect, InlineMail, RuleTest
-from mailticket.yamlsource import Located, load_file
+from mailticket.yamlsource import Located, load_bytes, read_file
 
 TEST_DATE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -39,10 +39,11 @@ class CheckReport:
 def check_file(path: Path, template_exists: Callable[[str], bool] | None = None) -> CheckReport:
     """Validate ``path``; when it is valid, check templates and run its inline tests."""
     try:
-        located = load_file(path)
+        content = read_file(path)
+        located = load_bytes(content, str(path))
     except ValueError as exc:
         return CheckReport([str(exc)])
-    rules, problems = validate(located, path.read_bytes())
+    rules, problems = validate(located, content)
     report = CheckReport([p.text for p in problems], rules)
     if rules is None:
         return report

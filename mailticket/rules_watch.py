@@ -22,6 +22,7 @@ POLL_INTERVAL = 2.0  # seconds between two looks at the file
 
 class Reloadable(Protocol):
     path: Path
+    loaded: str | None  # the fingerprint of the content its rules came from, if known
 
     def reload(self) -> bool: ...
 
@@ -39,10 +40,11 @@ async def watch_rules(
 ) -> None:
     """Until ``stop`` is set, call ``holder.reload()`` (in a thread) after each change.
 
-    The first look always reloads: the file may have changed between the holder's
-    first load and this task's start (a reload of the same content changes nothing).
+    The first look compares with what the holder loaded: an edit between its load and
+    this task's start is picked up, and an unchanged file is not parsed again (a reload
+    holds the GIL for milliseconds, which mail arriving just then would wait for).
     """
-    seen: str | None = None
+    seen = holder.loaded
     while not stop.is_set():
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)

@@ -125,6 +125,17 @@ def core_transaction(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
+@contextmanager
+def rolled_back(engine: Engine) -> Iterator[Connection]:
+    """``core_transaction`` whose work is always undone: a rehearsal."""
+    with _turn(engine), _mapped_errors(), engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()
+
+
 class WriteTurn:
     """SQLite's writers take turns here first: a thread lock in the process, an flock on
     the database file between processes (the daemon and its store process, the CLI).

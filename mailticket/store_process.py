@@ -4,9 +4,11 @@ In one process the SMTP sessions, the outbox and the store shared one GIL, and t
 (decide, write, render) was 60 % of it. Here the store runs in a child process with its
 own engine and its own writer thread (group commit as before): the daemon sends it each
 parsed mail (an ``Arrival``) and answers 250 when the Result comes back, after the
-child's commit. The outbox's, the IMAP ledger's and the sweeps' jobs stay in the
-daemon's own writer thread. The child never reads the rules file: it is given the rules
-the daemon holds, at start and after each reload the daemon accepted.
+child's commit. The outbox's claims and outcomes go to the child too (``submit_unit``);
+the IMAP ledger's and the sweeps' jobs stay in the daemon's own writer thread. The child
+never reads the rules file: it is given the rules the daemon holds, at start and after
+each reload the daemon accepted. Before it says it is ready, the child rehearses (see
+``warm_up``), so the daemon's first mails do not pay its one-off costs.
 
 If the child dies, every mail it had not answered fails with TemporaryFailure (SMTP
 451: the client sends it again, and what the child had committed is then a duplicate),
@@ -41,6 +43,7 @@ from mailticket.settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STOP_TIMEOUT = 30.0  # seconds the child may take to commit what it holds
+READY_TIMEOUT = 60.0  # seconds ``start`` waits for the child's rehearsal
 _RULES, _STOP = "rules", "stop"
 _PR_SET_PDEATHSIG = 1
 
@@ -59,9 +62,12 @@ class StoreProcess:
         self._closed = False
 
     def start(self) -> None:
-        """Start the child now rather than on the first mail (the daemon does)."""
+        """Start the child now rather than on the first mail (the daemon does), and wait
+        until it is ready or has exited (its exit shows on the first mail, as a 451)."""
         with self._lock:
-            self._running()
+            child = self._running()
+        if not child.ready.wait(READY_TIMEOUT):
+            log.warning("store process not ready after %.0fs: going on", READY_TIMEOUT)
 
     def submit(self, arrival: Arrival) -> Future[Result]:
         """The mail stored by the child (``intake.unit``)."""
@@ -112,6 +118,12 @@ class StoreProcess:
         child.reader.join(STOP_TIMEOUT)
 
     @property
+    def ready(self) -> bool:
+        """The child has rehearsed and taken its first request, or has exited."""
+        child = self._child
+        return child is not None and child.ready.is_set()
+
+    @property
     def pid(self) -> int | None:
         """The child's process id while it runs (for logs and tests)."""
         child = self._child
@@ -131,6 +143,7 @@ class _Child:
         self.alive = True
         self._pending: dict[int, Future[Any]] = {}
         self._lock = threading.Lock()
+        self.ready = threading.Event()  # set by its first message (or by its exit)
         self.reader = threading.Thread(target=self._read, name="store-results", daemon=True)
 
     @classmethod
@@ -161,6 +174,7 @@ class _Child:
                 answers = self.connection.recv()
             except (EOFError, OSError):
                 break
+            self.ready.set()
             for key, value, error in answers:
                 with self._lock:
                     future = self._pending.pop(key, None)
@@ -170,6 +184,7 @@ class _Child:
                     future.set_exception(error)
                 else:
                     future.set_result(value)
+        self.ready.set()
         with self._lock:
             self.alive = False
             lost, self._pending = self._pending, {}
@@ -191,6 +206,7 @@ def _serve(settings: Settings, rules: RuleSet, connection: Connection) -> None:
     (``batch.run_batch``), answer each after the commit."""
     from mailticket.batch import run_batch
     from mailticket.core import build_core  # the child's own engine, rules and templates
+    from mailticket.daemon import settle_garbage_collector
     from mailticket.logs import configure
     from mailticket.writer import MAX_BATCH
 
@@ -198,6 +214,9 @@ def _serve(settings: Settings, rules: RuleSet, connection: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when to stop
     configure(settings.log.format, settings.log.level)
     with build_core(settings, migrate=False, rules=rules) as core:
+        core.warm_up()
+        settle_garbage_collector()
+        connection.send([])  # ready: no answers yet
         running = True
         while running:
             taken = _take(connection, MAX_BATCH)

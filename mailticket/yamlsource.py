@@ -8,6 +8,10 @@ from typing import Any
 
 import yaml
 
+# libyaml's composer when PyYAML was built with it (about ten times faster); its nodes
+# carry the same marks, so the line numbers are the same
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 Path_ = tuple[str | int, ...]
 
 
@@ -32,32 +36,45 @@ class Located:
 def load_located(text: str, name: str) -> Located:
     """Parse ``text``; a YAML syntax error becomes ValueError("name:line: problem")."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         raise ValueError(f"{name}:{line}: {exc.problem}") from None
     lines: dict[Path_, int] = {}
-    data = _convert(node, (), lines) if node is not None else {}
+    scalars = yaml.constructor.SafeConstructor()  # one per document: a loader is costly
+    data = _convert(node, (), lines, scalars) if node is not None else {}
     return Located(data=data, lines=lines, name=name)
 
 
-def load_file(path: Path) -> Located:
+def read_file(path: Path) -> bytes:
+    """The file's bytes, read once (a version hash and a parse of the same content)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        return path.read_bytes()
+    except OSError as exc:
         raise ValueError(f"{path}:1: cannot read: {exc}") from None
-    return load_located(text, str(path))
 
 
-def _convert(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
+def load_bytes(content: bytes, name: str) -> Located:
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name}:1: cannot read: {exc}") from None
+    return load_located(text, name)
+
+
+def _convert(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], scalars: yaml.constructor.SafeConstructor
+) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(" ").construct_object(key_node)
-            result[key] = _convert(value_node, (*path, key), lines)
+            key = scalars.construct_object(key_node)
+            result[key] = _convert(value_node, (*path, key), lines, scalars)
             lines[(*path, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, index), lines) for index, item in enumerate(node.value)]
-    return yaml.SafeLoader(" ").construct_object(node)
+        return [
+            _convert(item, (*path, index), lines, scalars) for index, item in enumerate(node.value)
+        ]
+    return scalars.construct_object(node)

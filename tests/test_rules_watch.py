@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from mailticket.core import Core
+from mailticket.core import Core, RulesHolder
 from mailticket.models import Ticket
 from mailticket.rules_watch import fingerprint, watch_rules
 from tests.conftest import RULES, build_mail
@@ -107,6 +107,7 @@ def test_a_missing_file_keeps_the_rules_and_its_return_is_loaded(
 
     class Holder:
         path = tmp_path / "rules.yaml"
+        loaded = None  # nothing known of its content: the first look reloads
 
         def reload(self) -> bool:
             reloads.append(fingerprint(self.path))
@@ -129,3 +130,40 @@ def test_a_missing_file_keeps_the_rules_and_its_return_is_loaded(
         asyncio.run(scenario())
     first = hashlib.sha256(b"version: 1\n").hexdigest()
     assert reloads == [first, fingerprint(Holder.path)]  # nothing while it was missing
+
+
+class CountingHolder(RulesHolder):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reloads = 0
+
+    def reload(self) -> bool:
+        self.reloads += 1
+        return super().reload()
+
+
+def test_the_first_look_reloads_only_a_file_changed_since_the_holder_loaded_it(
+    tmp_path: Path,
+) -> None:
+    """An unchanged file is not parsed again at start (a reload holds the GIL while mail
+    may be arriving); an edit made between the load and the watcher's start is not missed."""
+    for name in ("unchanged.yaml", "edited.yaml"):
+        (tmp_path / name).write_text(RULES, encoding="utf-8")
+    unchanged = CountingHolder(tmp_path / "unchanged.yaml")
+    edited = CountingHolder(tmp_path / "edited.yaml")
+    edited.path.write_text(RULES + SECURITY_RULE, encoding="utf-8")  # after its load
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        watchers = [
+            asyncio.create_task(watch_rules(holder, stop, interval=INTERVAL))
+            for holder in (unchanged, edited)
+        ]
+        await until(lambda: edited.reloads == 1, "the edit's reload")
+        await asyncio.sleep(INTERVAL * 10)  # several looks at the same content
+        stop.set()
+        await asyncio.gather(*watchers)
+
+    asyncio.run(scenario())
+    assert (unchanged.reloads, edited.reloads) == (0, 1)
+    assert [rule.name for rule in edited.current.spec.rules][-1] == "hacked"

@@ -3,6 +3,7 @@
     MailticketError
     ├── ConfigError          bad mailticket.toml / environment / rules.yaml: refuse to start
     ├── TemporaryFailure     storage or relay unavailable: SMTP 451, ingest exit 75, retry later
+    │   └── StorageFull      the database's disk is full: SMTP 452 instead of 451
     └── MailRejected         this mail cannot be processed: store it raw as quarantined
         ├── ParseError       the bytes are not a mail we can read at all
         ├── LimitExceeded    the mail is over one of the limits in mailticket.limits
@@ -25,6 +26,11 @@ class ConfigError(MailticketError):
 
 class TemporaryFailure(MailticketError):
     """A dependency (database, relay) is unavailable; nothing was committed, retry later."""
+
+
+class StorageFull(TemporaryFailure):
+    """The database's disk is full: as TemporaryFailure, but SMTP says 452 4.3.1
+    (insufficient system storage, RFC 3463), so the sender's admin sees the cause."""
 
 
 class MailRejected(MailticketError):

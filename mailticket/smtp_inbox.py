@@ -14,13 +14,14 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailticket.errors import TemporaryFailure
+from mailticket.errors import StorageFull, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
 OK = "250 2.0.0 OK: queued"
 UNKNOWN_RECIPIENT = "550 5.1.1 Recipient address rejected: not a mailbox here"
 STORAGE_DOWN = "451 4.3.0 Temporary failure: storage unavailable, try again later"
+STORAGE_FULL = "452 4.3.1 Insufficient system storage, try again later"
 TOO_BIG = "552 5.3.4 Message too big for system"
 LOCAL_ERROR = "451 4.3.0 Temporary local error, try again later"
 
@@ -50,6 +51,9 @@ class InboxHandler:
         self.in_flight += 1
         try:
             await self._submit(raw, True)
+        except StorageFull as exc:
+            log.warning("smtp: %s -> 452", exc)
+            return STORAGE_FULL
         except TemporaryFailure as exc:
             log.warning("smtp: %s -> 451", exc)
             return STORAGE_DOWN

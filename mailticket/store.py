@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from mailticket.decision_parts import GuardHistory, GuardWindows
-from mailticket.errors import TemporaryFailure
+from mailticket.errors import StorageFull, TemporaryFailure
 from mailticket.models import Setting, Ticket
 
 _TABLES = SQLModel.metadata.tables  # Core handles for the hot path (no ORM unit of work)
@@ -104,6 +104,7 @@ class Conflict(TemporaryFailure):
 
 
 _CONFLICTS = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+_DISK_FULL, _SQLITE_FULL = "53100", 13
 
 
 @contextmanager
@@ -207,7 +208,20 @@ def _mapped_errors() -> Iterator[None]:
             raise
         if getattr(exc.orig, "sqlstate", None) in _CONFLICTS:
             raise Conflict(f"lock conflict: {_first_line(exc)}") from exc
+        if _is_full(exc):
+            raise StorageFull(f"database storage full: {_first_line(exc)}") from exc
         raise TemporaryFailure(f"database unavailable: {_first_line(exc)}") from exc
+
+
+def _is_full(exc: DBAPIError) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's disk_full, or ENOSPC in the message (PostgreSQL
+    reports a failed WAL or data file write as an I/O error naming it)."""
+    orig = exc.orig
+    return (
+        getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL
+        or getattr(orig, "sqlstate", None) == _DISK_FULL
+        or "no space left on device" in str(orig).lower()
+    )
 
 
 def connection_of(session: Session | Connection) -> Connection:

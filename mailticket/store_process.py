@@ -12,9 +12,12 @@ each reload the daemon accepted. Before it says it is ready, the child rehearses
 
 If the child dies, every mail it had not answered fails with TemporaryFailure (SMTP
 451: the client sends it again, and what the child had committed is then a duplicate),
-and the next mail starts a new child. The child goes when the daemon goes: its pipe
-closes, and on Linux the kernel kills it (PR_SET_PDEATHSIG), so a kill -9 of the daemon
-leaves nothing writing behind it.
+and the next mail starts a new child. One that died before it was ready (the database
+unreachable, a crash at start-up) is restarted only after a pause, 1 s doubling up to
+30 s, and mail gets 451 meanwhile: not a process started, and failing, per mail.
+
+The child goes when the daemon goes: its pipe closes, and on Linux the kernel kills it
+(PR_SET_PDEATHSIG), so a kill -9 of the daemon leaves nothing writing behind it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import multiprocessing
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 STOP_TIMEOUT = 30.0  # seconds the child may take to commit what it holds
 READY_TIMEOUT = 60.0  # seconds ``start`` waits for the child's rehearsal
+FIRST_PAUSE, MAX_PAUSE = 1.0, 30.0  # seconds before restarting a child that never served
+EX_TEMPFAIL = 75  # the child's exit code when it cannot open the database
 _RULES, _STOP = "rules", "stop"
 _PR_SET_PDEATHSIG = 1
 
@@ -60,6 +66,8 @@ class StoreProcess:
         self._child: _Child | None = None
         self._keys = itertools.count()
         self._closed = False
+        self._pause = 0.0  # before the next restart of a child that died before it served
+        self._restart_at: float | None = None
 
     def start(self) -> None:
         """Start the child now rather than on the first mail (the daemon does), and wait
@@ -86,6 +94,8 @@ class StoreProcess:
                 return future
             try:
                 self._running().send(next(self._keys), request, future)
+            except TemporaryFailure as exc:  # waiting to restart the child
+                future.set_exception(exc)
             except (OSError, EOFError, ValueError) as exc:  # the child is gone
                 future.set_exception(TemporaryFailure(f"store process unavailable: {exc}"))
         return future
@@ -130,10 +140,27 @@ class StoreProcess:
         return child.process.pid if child is not None and child.alive else None
 
     def _running(self) -> _Child:
-        if self._child is None or not self._child.alive:
-            self._child = _Child.start(self._settings, self._rules())
-            log.info("store process started (pid %s)", self._child.process.pid)
-        return self._child
+        child = self._child
+        if child is not None and child.alive:
+            return child
+        if child is not None:
+            self._hold_restart(child)
+        self._child = child = _Child.start(self._settings, self._rules())
+        log.info("store process started (pid %s)", child.process.pid)
+        return child
+
+    def _hold_restart(self, dead: _Child) -> None:
+        """TemporaryFailure until the pause after ``dead``'s exit is over."""
+        if self._restart_at is None:
+            served = dead.served
+            self._pause = 0.0 if served else min(max(2 * self._pause, FIRST_PAUSE), MAX_PAUSE)
+            self._restart_at = dead.exited_at + self._pause
+            if not served:
+                log.warning("store process exited at start-up: restarting in %.0fs", self._pause)
+        left = self._restart_at - time.monotonic()
+        if left > 0:
+            raise TemporaryFailure(f"store process unavailable, restarting in {left:.1f}s")
+        self._restart_at = None
 
 
 class _Child:
@@ -144,6 +171,8 @@ class _Child:
         self._pending: dict[int, Future[Any]] = {}
         self._lock = threading.Lock()
         self.ready = threading.Event()  # set by its first message (or by its exit)
+        self.served = False  # it said it was ready: it opened the database
+        self.exited_at = 0.0  # once not alive
         self.reader = threading.Thread(target=self._read, name="store-results", daemon=True)
 
     @classmethod
@@ -174,6 +203,7 @@ class _Child:
                 answers = self.connection.recv()
             except (EOFError, OSError):
                 break
+            self.served = True
             self.ready.set()
             for key, value, error in answers:
                 with self._lock:
@@ -184,10 +214,11 @@ class _Child:
                     future.set_exception(error)
                 else:
                     future.set_result(value)
-        self.ready.set()
+        self.exited_at = time.monotonic()
         with self._lock:
             self.alive = False
             lost, self._pending = self._pending, {}
+        self.ready.set()  # after ``alive``: start() returns to a child known to be gone
         self.process.join(5)
         code = self.process.exitcode
         if lost:
@@ -213,7 +244,12 @@ def _serve(settings: Settings, rules: RuleSet, connection: Connection) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when to stop
     configure(settings.log.format, settings.log.level)
-    with build_core(settings, migrate=False, rules=rules) as core:
+    try:
+        core = build_core(settings, migrate=False, rules=rules)
+    except Exception as exc:  # one line, not a traceback: the daemon starts another later
+        log.error("store process cannot open the database: %s", str(exc).splitlines()[0])
+        raise SystemExit(EX_TEMPFAIL) from None
+    with core:
         core.warm_up()
         settle_garbage_collector()
         connection.send([])  # ready: no answers yet
@@ -270,8 +306,8 @@ def _take(connection: Connection, limit: int) -> _Taken:
 
 def _portable(exc: BaseException) -> BaseException:
     """The error as the daemon can unpickle and act on it (451 for a TemporaryFailure)."""
-    if isinstance(exc, TemporaryFailure):
-        return TemporaryFailure(str(exc))
+    if isinstance(exc, TemporaryFailure):  # StorageFull stays itself (452)
+        return type(exc)(str(exc))
     return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 

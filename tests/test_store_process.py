@@ -9,6 +9,7 @@ the next mail starts a new one; the child follows the daemon's rules reloads; an
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import smtplib
@@ -25,7 +26,7 @@ from mailticket.intake import Arrival
 from mailticket.models import Outbox, Ticket
 from mailticket.outbox import OutboxWorker
 from mailticket.settings import Settings
-from mailticket.store_process import StoreProcess
+from mailticket.store_process import FIRST_PAUSE, StoreProcess
 from mailticket.transport import Delivery, Outcome
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_process import DaemonProcess, write_config
@@ -187,3 +188,39 @@ def test_kill_9_of_the_daemon_leaves_no_process_of_it_behind(tmp_path: Path) -> 
             time.sleep(0.1)
         left = sorted(pid for pid in below if alive(pid))
     assert left == [], f"still running after the daemon was killed: {left}"
+
+
+def test_a_child_that_cannot_open_the_database_is_restarted_after_a_pause_not_per_mail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database unreachable when the child starts: it exits, and mail gets 451 at
+    once until a pause (doubling) is over; one child is started per pause, not per mail."""
+    for name in ("here", "down"):
+        (tmp_path / name).mkdir()
+    here = make_settings(tmp_path / "here", f"sqlite:///{tmp_path / 'here.db'}")
+    unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    down = make_settings(tmp_path / "down", unreachable, tickets={"secret": ""})  # read at start
+    with build_core(here) as local, caplog.at_level(logging.INFO, "mailticket.store_process"):
+        store = StoreProcess(down, local.rules)
+        try:
+            store.start()  # returns once the child has exited
+            assert store.ready and store.pid is None
+            for n in range(5):
+                with pytest.raises(TemporaryFailure, match="restarting in"):
+                    store.submit(arrival(local, build_mail(subject=f"r{n}"))).result(10)
+            starts_during_the_pause = started(caplog)
+            time.sleep(FIRST_PAUSE + 0.1)
+            with pytest.raises(TemporaryFailure, match="exited"):  # a new child, down again
+                store.submit(arrival(local, build_mail(subject="after"))).result(30)
+            with pytest.raises(TemporaryFailure, match="restarting in"):
+                store.submit(arrival(local, build_mail(subject="doubled"))).result(10)
+        finally:
+            store.close()
+    assert starts_during_the_pause == 1
+    assert started(caplog) == 2
+    pauses = [r.getMessage() for r in caplog.records if "exited at start-up" in r.getMessage()]
+    assert [p.rpartition(" ")[2] for p in pauses] == ["1s", "2s"]
+
+
+def started(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(r.getMessage().startswith("store process started") for r in caplog.records)

@@ -128,7 +128,7 @@ def requesters(mta: Mta) -> list[str]:
 
 # -- kill -9 -----------------------------------------------------------------------------
 
-MAILS = 240
+MAILS = 400  # room after three kills: intake outruns the outbox under a flood
 CLIENTS = 4
 KILLS = 3
 

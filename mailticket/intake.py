@@ -270,19 +270,12 @@ class Intake:
         """
         if self._engine.dialect.name != "sqlite":
             return []
-        cap = self._settings.tickets.max_attachment_size
+        parse = partial(_parse_here, max_attachment_size=self._settings.tickets.max_attachment_size)
         now = self._clock()
         try:
-            with store.rolled_back(self._engine) as connection:
-                return [
-                    self._store(
-                        self.arrival(
-                            raw, "warm-up", True, _parse_here(raw, max_attachment_size=cap), now
-                        ),
-                        connection,
-                    )
-                    for raw in mails
-                ]
+            arrivals = [self.arrival(raw, "warm-up", True, parse(raw), now) for raw in mails]
+            with store.rolled_back(self._engine) as connection:  # the write turn: only this
+                return [self._store(arrival, connection) for arrival in arrivals]
         except Exception as exc:
             log.warning("warm-up skipped: %s", exc)
             return []

@@ -129,7 +129,7 @@ class StoreProcess:
 
     @property
     def ready(self) -> bool:
-        """The child has rehearsed and taken its first request, or has exited."""
+        """The child has said it is ready (after its rehearsal), or has exited."""
         child = self._child
         return child is not None and child.ready.is_set()
 

@@ -82,14 +82,22 @@ def measure(url: str, size: int, due: int, workdir: Path) -> dict[str, float]:
         assert sweep.run() == 0
         empty = time.perf_counter() - started
     assert taken == due, (taken, due)
-    return {"tickets": size, "due": due, "fill_s": filled, "sweep_s": seconds, "empty_sweep_ms": empty * 1000}
+    return {
+        "tickets": size,
+        "due": due,
+        "fill_s": filled,
+        "sweep_s": seconds,
+        "empty_sweep_ms": empty * 1000,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--due", type=int, default=1000)
-    parser.add_argument("--postgres", help="a PostgreSQL URL (a schema per size is made and dropped)")
+    parser.add_argument(
+        "--postgres", help="a PostgreSQL URL (a schema per size is made and dropped)"
+    )
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-followup-") as tmp:

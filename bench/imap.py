@@ -93,7 +93,7 @@ def drain_imap(config: Path, account: ImapAccount, expected: int, out: Connectio
     submitted = 0
     everything = asyncio.Event()
 
-    async def submit(raw: bytes, notify: bool) -> Accepted:
+    async def submit(raw: bytes, notify: bool, trusted: bool = False) -> Accepted:
         nonlocal submitted
         result = await to_intake(raw, notify)
         submitted += 1

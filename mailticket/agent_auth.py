@@ -1,19 +1,25 @@
-"""Is a mail that claims an agent's From really from that agent? (DNS comes in as a function.)
+"""Does the From domain vouch for a mail? (DNS comes in as a function.)
 
-Anyone can write any From. With ``agents.require_authenticated`` an agent's mail counts only
-when one of these vouches for its From domain:
+Anyone can write any From. A mail from an agent's address acts, and a requester's Cc
+becomes a participant, only when something we can check vouches for it; this module
+checks the two proofs that come with the mail (the third, a reply to a Message-ID we sent
+to that address, is :meth:`mailticket.threads.MessageIdSigner.sent_to`):
 
 1. the ``Authentication-Results`` header our own server added (authserv-id equal to
    ``agents.trusted_authserv_id``) saying ``dkim=pass`` for that domain, or ``dmarc=pass``
-   with ``header.from`` that domain. Only the topmost header with that id is read: our
-   server adds its header on top, and any below it came with the mail, written by the
-   sender. (Checked first: it costs no DNS lookup.)
-2. a DKIM signature of that domain that dkimpy verifies. A signature that covers only part
-   of the body (``l=``) or not the From header proves nothing about what an attacker could
-   add, and is refused.
+   with ``header.from`` that domain. Read only when the mail came from a trusted relay or
+   an IMAP account marked so (``results_trusted``): on a listener that faces the Internet
+   the sender writes that header. Only the topmost header with that id is read: our
+   server adds its header on top, and any below it came with the mail.
+2. a DKIM signature of that domain that dkimpy verifies, over the whole body, covering
+   From, Subject, Message-ID and every other singleton header the mail has (a header it
+   does not cover could be rewritten: a replayed mail aimed at another ticket).
 
-"Of that domain" is relaxed alignment: ``d=`` is the From domain or a parent of it (whoever
-publishes keys under ``_domainkey.example.com`` runs ``example.com``).
+The domain is that of ``mail.from_addr``, the one reading of From that intake keys on;
+a mail whose identity reads more than one way (``mail.identity_problems``) is never
+authenticated. "Of that domain" is relaxed alignment: ``d=`` is the From domain or a
+parent of it (whoever publishes keys under ``_domainkey.example.com`` runs
+``example.com``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import getaddresses
 from typing import Final
 
 import authres
@@ -29,6 +34,7 @@ import dkim
 from dkim.dnsplug import get_txt
 from dkim.util import InvalidTagValueList, parse_tag_value
 
+from mailticket.identity import SINGLETONS
 from mailticket.mail import InboundMail
 
 DnsLookup = Callable[..., bytes | None]  # dkimpy's dnsfunc: (name: bytes, timeout=5) -> TXT
@@ -43,34 +49,40 @@ class Verdict:
 
 
 def authenticate(
-    mail: InboundMail, trusted_authserv_id: str | None, dns: DnsLookup = get_txt
+    mail: InboundMail,
+    trusted_authserv_id: str | None,
+    dns: DnsLookup = get_txt,
+    *,
+    results_trusted: bool = False,
 ) -> Verdict:
-    """How, if at all, the mail's From domain vouches for it."""
-    domain, problem = _from_domain(mail)
-    if domain is None:
-        return Verdict(False, f"not authenticated: {problem}")
+    """How, if at all, the mail's From domain vouches for it; ``results_trusted``: the
+    mail came from a trusted relay or account, so its Authentication-Results are read."""
+    if mail.identity_problems:
+        return Verdict(False, "not authenticated: " + "; ".join(mail.identity_problems))
+    if "@" not in mail.from_addr:
+        return Verdict(False, "not authenticated: no sender address")
+    domain = mail.from_addr.rpartition("@")[2].rstrip(".")
     reasons: list[str] = []
-    if trusted_authserv_id:
+    if trusted_authserv_id and results_trusted:
         verdict = _by_results(mail.header("authentication-results"), trusted_authserv_id, domain)
         if isinstance(verdict, Verdict):
             return verdict
         reasons.append(verdict)
-    verdict = _by_signature(mail.raw, domain, dns)
+    elif trusted_authserv_id:
+        reasons.append(
+            "Authentication-Results not read: the mail did not come from a trusted relay"
+        )
+    verdict = _by_signature(mail.raw, domain, dns, _present_singletons(mail))
     if isinstance(verdict, Verdict):
         return verdict
     reasons.append(verdict)
     return Verdict(False, "not authenticated: " + "; ".join(reasons))
 
 
-def _from_domain(mail: InboundMail) -> tuple[str | None, str]:
-    """The From domain, when the mail has exactly one From naming exactly one address."""
-    values = mail.header("from")
-    if len(values) != 1:
-        return None, f"{len(values)} From headers"
-    addresses = [address for _, address in getaddresses(values) if address]
-    if len(addresses) != 1 or "@" not in addresses[0]:
-        return None, f"From names {len(addresses)} addresses"
-    return addresses[0].rpartition("@")[2].lower().rstrip("."), ""
+def _present_singletons(mail: InboundMail) -> frozenset[str]:
+    """The singleton headers a signature must cover: From, Subject, Message-ID always."""
+    present = {name for name, _ in mail.headers if name in SINGLETONS}
+    return frozenset(present | {"from", "subject", "message-id"})
 
 
 def _aligned(signer: str, domain: str) -> bool:
@@ -143,7 +155,9 @@ class _Errors:
     info = warning = debug
 
 
-def _by_signature(raw: bytes, domain: str, dns: DnsLookup) -> Verdict | str:
+def _by_signature(
+    raw: bytes, domain: str, dns: DnsLookup, covered: frozenset[str]
+) -> Verdict | str:
     """A verified, whole-body, From-covering signature of ``domain``, or why there is none."""
     errors = _Errors()
     try:
@@ -155,7 +169,7 @@ def _by_signature(raw: bytes, domain: str, dns: DnsLookup) -> Verdict | str:
         return "no DKIM signature"
     reasons = []
     for index, value in enumerate(signatures[:MAX_SIGNATURES]):
-        refused = _refused(value, domain)
+        refused = _refused(value, domain, covered)
         if refused:
             reasons.append(refused)
             continue
@@ -171,7 +185,7 @@ def _by_signature(raw: bytes, domain: str, dns: DnsLookup) -> Verdict | str:
     return "; ".join(reasons)
 
 
-def _refused(value: bytes, domain: str) -> str | None:
+def _refused(value: bytes, domain: str, covered: frozenset[str]) -> str | None:
     """Why this signature cannot vouch for ``domain`` whatever its cryptography says."""
     try:
         tags = parse_tag_value(value)
@@ -182,8 +196,12 @@ def _refused(value: bytes, domain: str) -> str | None:
         return f"dkim d={signed_by} is not the From domain {domain}"
     if b"l" in tags:
         return f"dkim d={signed_by} signs only part of the body (l=)"
-    if b"from" not in {name.strip().lower() for name in tags.get(b"h", b"").split(b":")}:
-        return f"dkim d={signed_by} does not sign the From header"
+    signed = {
+        name.strip().lower().decode("ascii", "replace") for name in tags.get(b"h", b"").split(b":")
+    }
+    missing = sorted(covered - signed)
+    if missing:
+        return f"dkim d={signed_by} does not sign {', '.join(missing)}"
     return None
 
 

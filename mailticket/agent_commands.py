@@ -6,6 +6,10 @@ commands and ``check`` validates them against the names ``rules.yaml`` knows
 (``read_agent_mail`` does both in one pass). Every problem is told at once, each naming its
 line, and then nothing is applied: a half-applied command list would leave the ticket in a
 state the agent did not ask for.
+
+Besides the ticket's status, assignee, priority, queue and tags, an agent decides who is on
+Cc (``#cc add <email>…``, ``#cc remove <email>…``: a stranger's Cc is only proposed) and
+releases mail the MTA in front called spam (``#notspam``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from mailticket.mail import sendable_address
 from mailticket.threads import clean_subject
 
 STATUSES: Final = {"close": "closed", "resolve": "resolved", "reopen": "open"}
@@ -56,7 +61,31 @@ class Untag:
     line: int
 
 
-Command = SetStatus | Assign | SetPriority | SetQueue | Tag | Untag
+@dataclass(frozen=True, slots=True)
+class CcAdd:
+    """``#cc add <email>``: one per address (``#cc add a@x b@y`` gives two)."""
+
+    address: str  # as mail.sendable_address writes it: lower case, an IDN in ASCII
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class CcRemove:
+    """``#cc remove <email>``: one per address."""
+
+    address: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotSpam:
+    """``#notspam``: the ticket the MTA's spam verdict held back is a real one."""
+
+    line: int
+
+
+Command = SetStatus | Assign | SetPriority | SetQueue | Tag | Untag | CcAdd | CcRemove | NotSpam
+Reader = Callable[[list[str], int, str], Command | tuple[Command, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +143,8 @@ def parse(text: str, sender: str, known: Known | None = None) -> AgentMail | Com
             if name.lower() == "note":
                 note = _note(args)
                 continue
-            command = _read(name.lower(), args, number, sender)
-            commands.append((name, _checked(command, known) if known else command))
+            for command in _read(name.lower(), args, number, sender):
+                commands.append((name, _checked(command, known) if known else command))
         except ValueError as problem:
             errors.append((number, f"line {number}: #{name}: {problem}"))
     errors += _conflicts(commands)
@@ -131,21 +160,49 @@ def _note(args: list[str]) -> bool:
     return True
 
 
-def _read(name: str, args: list[str], line: int, sender: str) -> Command:
+def _read(name: str, args: list[str], line: int, sender: str) -> tuple[Command, ...]:
     reader = _READERS.get(name)
     if reader is None:
         known = ", ".join(f"#{known}" for known in (*_READERS, "note"))
         raise ValueError(f"unknown command (known: {known})")
-    return reader(args, line, sender)
+    read = reader(args, line, sender)
+    return read if isinstance(read, tuple) else (read,)
 
 
-def _status(status: str) -> Callable[[list[str], int, str], Command]:
+def _status(status: str) -> Reader:
     def read(args: list[str], line: int, sender: str) -> Command:
         if args:
             raise ValueError(f"takes no argument (got {' '.join(args)!r})")
         return SetStatus(status, line)
 
     return read
+
+
+def _not_spam(args: list[str], line: int, sender: str) -> Command:
+    if args:
+        raise ValueError(f"takes no argument (got {' '.join(args)!r})")
+    return NotSpam(line)
+
+
+_CC: Final[dict[str, Callable[[str, int], Command]]] = {"add": CcAdd, "remove": CcRemove}
+_LIST_SEPARATORS: Final = re.compile(r"[,;]")
+
+
+def _cc(args: list[str], line: int, sender: str) -> tuple[Command, ...]:
+    """``#cc add|remove <email>…``: addresses apart by spaces or commas, ``<>`` allowed."""
+    make = _CC.get(args[0].lower()) if args else None
+    if make is None:
+        raise ValueError("takes 'add' or 'remove', then one or more email addresses")
+    words = [word.strip("<>") for arg in args[1:] for word in _LIST_SEPARATORS.split(arg)]
+    if not any(words):
+        raise ValueError(f"{args[0].lower()} takes one or more email addresses")
+    addresses = []
+    for word in filter(None, words):
+        address = sendable_address(word)
+        if address is None:
+            raise ValueError(f"not an email address: {word!r}")
+        addresses.append(address)
+    return tuple(make(address, line) for address in dict.fromkeys(addresses))
 
 
 def _assign(args: list[str], line: int, sender: str) -> Command:
@@ -180,29 +237,44 @@ def _words(make: Callable[[tuple[str, ...], int], Command]) -> Callable[..., Com
     return read
 
 
-_READERS: Final[dict[str, Callable[[list[str], int, str], Command]]] = {
+_READERS: Final[dict[str, Reader]] = {
     **{name: _status(status) for name, status in STATUSES.items()},
     "assign": _assign,
     "priority": _one_name("priority", SetPriority),
     "queue": _one_name("queue", SetQueue),
     "tag": _words(Tag),
     "untag": _words(Untag),
+    "cc": _cc,
+    "notspam": _not_spam,
 }
 
 
 def _conflicts(commands: Sequence[tuple[str, Command]]) -> list[tuple[int, str]]:
-    """Two commands setting the same thing: which one the agent meant is a guess."""
-    first: dict[type, tuple[str, Command]] = {}
+    """Two commands setting the same thing: which one the agent meant is a guess. (Adding
+    the same address twice, or a tag, is no conflict; adding and removing one is.)"""
+    first: dict[object, tuple[str, Command]] = {}
     errors = []
     for name, command in commands:
         if isinstance(command, Tag | Untag):
             continue
-        earlier_name, earlier = first.setdefault(type(command), (name, command))
-        if earlier is not command:
-            line = command.line
-            message = f"#{name} conflicts with #{earlier_name} on line {earlier.line}"
-            errors.append((line, f"line {line}: {message}"))
+        cc = isinstance(command, CcAdd | CcRemove)
+        key = ("cc", command.address) if isinstance(command, CcAdd | CcRemove) else type(command)
+        earlier_name, earlier = first.setdefault(key, (name, command))
+        if earlier is command or (cc and type(earlier) is type(command)):
+            continue
+        line = command.line
+        message = f"{_label(name, command)} conflicts with {_label(earlier_name, earlier)}"
+        errors.append((line, f"line {line}: {message} on line {earlier.line}"))
     return errors
+
+
+def _label(name: str, command: Command) -> str:
+    match command:
+        case CcAdd(address=address):
+            return f"#{name} add {address}"
+        case CcRemove(address=address):
+            return f"#{name} remove {address}"
+    return f"#{name}"
 
 
 def check(mail: AgentMail, known: Known) -> AgentMail | CommandErrors:
@@ -226,6 +298,9 @@ _NAMES: Final[dict[type, str]] = {
     SetQueue: "queue",
     Tag: "tag",
     Untag: "untag",
+    CcAdd: "cc",
+    CcRemove: "cc",
+    NotSpam: "notspam",
 }
 
 
@@ -237,6 +312,8 @@ def _checked(command: Command, known: Known) -> Command:
             return replace(command, queue=_known_name("queue", name, known.queues))
         case Assign(agent=agent) if agent not in {a.lower() for a in known.agents}:
             raise ValueError(f"{agent} is not an agent of any queue")
+        case CcAdd(address=address) if address in {a.lower() for a in known.agents}:
+            raise ValueError(f"{address} is an agent: agents are never on a ticket's Cc")
     return command
 
 

@@ -71,18 +71,16 @@ class Answers:
             "secret_warning": secret_warning,
             "text": answer.text,
             "errors": answer.errors,
+            "proposed_cc": answer.proposed_cc,
         }
         rendered = self._renderer.render(answer.template, ticket.language, context)
         subject = with_tag(rendered.subject, settings.prefix, ticket.number)
-        if thread:
-            in_reply_to, references = thread[-1], tuple(thread)
-        else:
-            in_reply_to, references = mail.message_id, (*mail.references, mail.message_id)
+        in_reply_to, references = _threading(mail, answer.to, thread)
         envelope = Envelope(
             sender=settings.support_address,
             to=answer.to,
             cc=answer.cc,
-            message_id=self._signer.new(ticket.number),
+            message_id=self._signer.new(ticket.number, answer.to),
             in_reply_to=in_reply_to,
             references=references,
             auto_submitted=_auto_submitted(answer),
@@ -109,7 +107,7 @@ class Answers:
             sender=settings.support_address,
             to=answer.to,
             cc=(),
-            message_id=self._signer.new(0),
+            message_id=self._signer.new(0, answer.to),
             in_reply_to=mail.message_id,
             references=(*mail.references, mail.message_id),
             auto_submitted=_auto_submitted(answer),
@@ -142,6 +140,19 @@ def _listed(ticket: TicketState, prefix: str) -> ListedTicket:
         ticket.number, f"[{prefix}-{ticket.number}]", mask_secrets(ticket.subject),
         ticket.status, updated,
     )  # fmt: skip
+
+
+def _threading(
+    mail: InboundMail, to: str, thread: Sequence[str]
+) -> tuple[str | None, tuple[str, ...]]:
+    """In-Reply-To and References: what ``to`` has seen of the ticket; with nothing yet,
+    the mail itself when ``to`` wrote it. Never another person's ids: an agent's
+    notification ids prove the agent's mailbox and must not reach a requester."""
+    if thread:
+        return thread[-1], tuple(thread)
+    if to == mail.from_addr:
+        return mail.message_id, (*mail.references, mail.message_id)
+    return None, ()
 
 
 def _auto_submitted(answer: Answer) -> str | None:

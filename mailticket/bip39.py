@@ -3,7 +3,12 @@
 The lists come from ``mnemonic`` (the Trezor reference implementation): English and the
 simplified and traditional Chinese lists, 2,048 entries each. What both phrase finders
 share lives here: the lists and their lookups, what may stand between two words, the
-checksum, and the found ``Phrase``.
+keywords that announce a phrase, the checksum, and the found ``Phrase``.
+
+The checksum is what tells a phrase from a list of ordinary words ("Interests: music,
+video, game, ..."): the last 4 to 8 bits of a phrase are a hash of the others, so a list
+of 12 words passes by chance once in 16, one of 24 once in 256. ``phrases`` finds the
+windows of a run of words that pass.
 """
 
 from __future__ import annotations
@@ -12,21 +17,40 @@ import functools
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise, product
 from typing import Final
 
 from mnemonic import Mnemonic
 
-LENGTHS: Final = frozenset({12, 15, 18, 21, 24})
+LENGTHS: Final = (12, 15, 18, 21, 24)
 MIN_WORDS: Final = 12
+MAX_READINGS: Final = 64  # typo readings tried per window: beyond, the window does not count
+SLACK: Final = 3  # other wordlist words a phrase may have on either side ("thank you")
 CHINESE: Final = ("chinese_simplified", "chinese_traditional")
+Window = tuple[int, int]  # (first, stop): word positions in a run
 
 # Between two words: 1 to 24 separators, each whitespace or a line break, a comma, 、, ;,
-# a bullet, a ``>`` quote mark or list numbering (1. (2) 3) 4: 5、).
-SEPARATOR = r"(?:[\s,，、;；|>*•·#\-–—]|[(\[（【]?(?<!\d)\d{1,2}(?!\d)[.)\]:：、）】]?)"
+# a slash, a quote, a bullet, a ``>`` quote mark or list numbering (1. (2) 3) 4: 5、).
+SEPARATOR = r"(?:[\s,，、;；/|>*•·#\"'“”‘’\-–—]|[(\[（【]?(?<!\d)\d{1,2}(?!\d)[.)\]:：、）】]?)"
 GAP: Final = re.compile(SEPARATOR + "{1,24}")
+# Words that announce a phrase: a phrase they announce needs no checksum (users mistype).
+KEYWORD: Final = re.compile(
+    r"mnemonic|seed\s*(?:phrase|words?)|recovery\s*(?:phrase|words?|seed)|backup\s*phrase"
+    r"|secret\s*(?:phrase|recovery|words)|private\s*key|助记[词码符]|助記[詞碼符]"
+    r"|恢[复復](?:短[语語]|[词詞])|[种種]子(?:短[语語]|[词詞])|备份短语|備份短語|密[语語]|私[钥鑰]",
+    re.IGNORECASE,
+)
+_KEYWORD_STEMS: Final = (
+    "mnemonic",
+    "seed",
+    "recovery",
+    "backup",
+    "secret",
+    "private",
+    *"助恢子份密私",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +64,8 @@ class Phrase:
 
 @dataclass(frozen=True, slots=True)
 class Wordlists:
-    english: frozenset[str]
-    deletions: frozenset[str]  # every English word with one letter left out
+    english: dict[str, int]  # word -> index
+    near: dict[str, tuple[int, ...]]  # a word with one letter left out -> its indexes
     chinese: tuple[tuple[str, dict[str, int]], ...]  # (list name, character -> index)
     rarity: dict[str, float]  # Chinese character -> ln(rank + 1), simplified rank first
     groups: re.Pattern[str]  # splits text into gaps and glued runs of list characters
@@ -54,9 +78,13 @@ def wordlists() -> Wordlists:
     rarity: dict[str, float] = {}
     for _, words in reversed(chinese):
         rarity.update((c, math.log(rank + 1)) for rank, c in enumerate(words))
+    near: dict[str, set[int]] = {}
+    for index, word in enumerate(english):
+        for i in range(len(word)):
+            near.setdefault(word[:i] + word[i + 1 :], set()).add(index)
     return Wordlists(
-        frozenset(english),
-        frozenset(w[:i] + w[i + 1 :] for w in english for i in range(len(w))),
+        {w: i for i, w in enumerate(english)},
+        {short: tuple(sorted(indexes)) for short, indexes in near.items()},
         tuple((name, {c: i for i, c in enumerate(words)}) for name, words in chinese),
         rarity,
         re.compile(f"([{''.join(sorted(rarity))}]+)"),
@@ -72,6 +100,14 @@ def split(pattern: re.Pattern[str], scan: str) -> tuple[list[str], list[int]]:
     return parts, list(accumulate(map(len, parts)))
 
 
+def keywords(scan: str) -> list[tuple[int, int]]:
+    """Spans of phrase keywords (a cheap substring test first: most mail has none)."""
+    lowered = scan.lower()
+    if not any(stem in lowered for stem in _KEYWORD_STEMS):
+        return []
+    return [m.span() for m in KEYWORD.finditer(scan)]
+
+
 def checksum_holds(indexes: Sequence[int]) -> bool:
     """BIP-39: the last n/33 of the 11n bits are the first bits of sha256(the others).
 
@@ -80,7 +116,151 @@ def checksum_holds(indexes: Sequence[int]) -> bool:
     value = 0
     for index in indexes:
         value = value << 11 | index
-    check_bits = len(indexes) * 11 // 33
-    entropy = (value >> check_bits).to_bytes((len(indexes) * 11 - check_bits) // 8, "big")
-    first_byte = hashlib.sha256(entropy).digest()[0]
-    return first_byte >> (8 - check_bits) == value & ((1 << check_bits) - 1)
+    return _holds(value, len(indexes))
+
+
+def _holds(value: int, size: int) -> bool:
+    check_bits = size // 3
+    entropy = (value >> check_bits).to_bytes(size * 4 // 3, "big")
+    return hashlib.sha256(entropy).digest()[0] >> (8 - check_bits) == value & (
+        (1 << check_bits) - 1
+    )
+
+
+def phrases(
+    words: Sequence[Sequence[int]],
+    lines: Sequence[Window] = (),
+    accept: Callable[[int, int], bool] | None = None,
+) -> list[Window]:
+    """The phrases in a run of words, as (first, stop) windows in order.
+
+    ``words`` holds each word's possible indexes: one for a wordlist word, several for a
+    typo, none for a word of another list; a window passes its checksum when one reading
+    does (and ``accept`` agrees). A passing window counts when it fills one of ``lines``
+    (the run's words on one line), or when passing windows and at most ``SLACK`` other
+    words before, between and after them make up the whole run: a list of 15 ordinary
+    words has four 12-word windows and a list of 24 thirteen, each passing once in 16,
+    while a phrase rarely has more than "thank you" or "help" beside it. Only windows
+    reachable that way are tested, so a long run of words costs little.
+
+    The windows that count are masked together: a neighbouring word joins its phrase
+    only when a window holding it passes too (once in 16 for a 12-word phrase, and far
+    less for longer ones), so "help!" after a phrase usually stays; never when the
+    phrase fills its line, nor when the neighbour is a typo (``_needed``).
+    """
+    tested: dict[Window, bool] = {}
+    packed, odd, none = _pack(words)
+
+    def passes(first: int, stop: int) -> bool:
+        if (first, stop) not in tested:
+            if none[stop] != none[first]:  # a word of no list
+                holds = False
+            elif odd[stop] == odd[first]:  # no typo: the packed value, shifted
+                holds = _holds(packed[first] >> 11 * (LENGTHS[-1] - stop + first), stop - first)
+            else:
+                window = words[first:stop]
+                readings = math.prod(map(len, window))
+                holds = readings <= MAX_READINGS and any(map(checksum_holds, product(*window)))
+            tested[first, stop] = holds and (accept is None or accept(first, stop))
+        return tested[first, stop]
+
+    fitted = {w for w in lines if w[1] - w[0] in LENGTHS and passes(*w)}
+    in_line = [False] * len(words)
+    for first, stop in fitted:
+        in_line[first:stop] = [True] * (stop - first)
+    taken = list(accumulate(in_line, initial=0))
+
+    def elsewhere(first: int, stop: int) -> bool:
+        """Not reaching into a line that holds a phrase: on its own line, a phrase does
+        not take in the "Thank you" on the next."""
+        if taken[stop] != taken[first]:
+            return (first, stop) in fitted
+        return passes(first, stop)
+
+    counted = _through(len(words), _reachable(len(words), elsewhere)) | fitted
+    return merge(_needed(counted, odd))
+
+
+def _needed(windows: set[Window], odd: list[int]) -> list[Window]:
+    """``windows`` without those holding a typo at an end that the others cover but for
+    that word: a typo beside a phrase belongs to it only when the phrase needs it."""
+    cover: dict[int, int] = {}
+    for first, stop in windows:
+        for i in range(first, stop):
+            cover[i] = cover.get(i, 0) + 1
+    kept = []
+    for first, stop in sorted(windows):
+        ends = {i for i in (first, stop - 1) if odd[i + 1] != odd[i]}
+        if not ends or any(cover[i] < 2 for i in range(first, stop) if i not in ends):
+            kept.append((first, stop))
+    return kept
+
+
+def _through(count: int, reached: set[Window]) -> set[Window]:
+    """The reached windows from which the run's end is reached too (no new test)."""
+    behind = [False] * (count + 1)
+    behind[count] = True
+    through: set[Window] = set()
+    for first, stop in sorted(reached, key=lambda w: -w[1]):
+        if any(behind[stop : stop + SLACK + 1]):
+            behind[first] = True
+            through.add((first, stop))
+    return through
+
+
+def _pack(words: Sequence[Sequence[int]]) -> tuple[list[int], list[int], list[int]]:
+    """For each position, the 24 words from there as one number (zeros past the end, a
+    typo as zero); and before each position, how many words are not one wordlist word,
+    and how many are none."""
+    size = LENGTHS[-1]
+    lengths = [len(w) for w in words]
+    indexes = [w[0] if n == 1 else 0 for w, n in zip(words, lengths, strict=True)]
+    indexes += [0] * size
+    mask = (1 << 11 * size) - 1
+    value = 0
+    for index in indexes[: size - 1]:
+        value = value << 11 | index
+    packed = []
+    for index in indexes[size - 1 : size - 1 + len(words)]:
+        value = (value << 11 | index) & mask
+        packed.append(value)
+    odd = list(accumulate((n != 1 for n in lengths), initial=0))
+    none = list(accumulate((n == 0 for n in lengths), initial=0))
+    return packed, odd, none
+
+
+def lines(spans: Sequence[tuple[int, int]], scan: str) -> list[Window]:
+    """(first, stop) of the words of a run that share a line; ``spans`` are where the
+    words stand in ``scan``."""
+    edges = [0]
+    edges += [i for i in range(1, len(spans)) if "\n" in scan[spans[i - 1][1] : spans[i][0]]]
+    edges.append(len(spans))
+    return list(pairwise(edges))
+
+
+def _reachable(count: int, passes: Callable[[int, int], bool]) -> set[Window]:
+    """Passing windows reached from the run's start over at most SLACK words each."""
+    found: set[Window] = set()
+    todo, seen = [0], {0}
+    while todo:
+        position = todo.pop()
+        for first in range(position, min(position + SLACK, count) + 1):
+            for size in LENGTHS:
+                stop = first + size
+                if stop <= count and passes(first, stop):
+                    found.add((first, stop))
+                    if stop not in seen:
+                        seen.add(stop)
+                        todo.append(stop)
+    return found
+
+
+def merge(windows: Sequence[Window]) -> list[Window]:
+    """Overlapping or touching windows joined: phrases in a row are one secret."""
+    merged: list[tuple[int, int]] = []
+    for first, stop in sorted(windows):
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((first, stop))
+    return merged

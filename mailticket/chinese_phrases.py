@@ -1,4 +1,23 @@
-"""Find Chinese recovery phrases (pure): the policy is in ``seed_phrases``.
+"""Find Chinese recovery phrases (pure; the English finder and the lists: ``seed_phrases``).
+
+- A separator between every character (spaces, 、, commas, slashes, numbering): 12, 15,
+  18, 21 or 24 characters in a row that pass the BIP-39 checksum (either list), placed
+  in their stretch as ``bip39.phrases`` asks, and whose characters are as rare as random
+  draws (``RARITY``, 5.4); without a checksum (a wrong character), the whole stretch
+  when a keyword (助记词, 私钥, seed phrase...) stands at most ``KEYWORD_REACH``
+  characters before it and it is rare enough. Characters left beside a phrase are
+  judged as glued pieces, as they will be once the phrase is masked.
+- Chinese without separators is where the lists fail: they hold the 2,048 most frequent
+  characters, 98 % of ordinary text, and prose is full of 12-character runs. A glued
+  phrase needs proof that it is random: a line of exactly 12/15/18/21/24 characters whose
+  checksum holds and whose rarity is at least ``GLUED_RARITY`` (5.8); or, with no
+  checksum (typos), a keyword just before 12+ characters of which 12 in a row reach
+  ``RARITY``. The mask then runs from the keyword to the end of the line, or to the first
+  comma once it holds 12 characters (48 at most, to a group's end).
+
+Rarity is the mean ln(rank + 1) of the characters; the Chinese lists are ordered by
+frequency. Random phrases score 6.6 on average, prose 4.8: of 5,000 generated 12-word
+phrases 0.02 % fall under 5.4 and 0.7 % under 5.8 (longer phrases vary less).
 
 A run is glued groups (start, end) of wordlist characters joined by separators; one
 character is one word. A run splits into stretches of single characters (spaced
@@ -14,7 +33,18 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from mailticket.bip39 import GAP, LENGTHS, MIN_WORDS, Phrase, Wordlists, checksum_holds, split
+from mailticket.bip39 import (
+    GAP,
+    LENGTHS,
+    MIN_WORDS,
+    Phrase,
+    Wordlists,
+    checksum_holds,
+    lines,
+    merge,
+    phrases,
+    split,
+)
 
 RARITY: Final = 5.4
 GLUED_RARITY: Final = 5.8  # no keyword: 6 lines over it in 3.6 MB of Chinese UI strings
@@ -24,21 +54,15 @@ KEYWORD_SCOPE: Final = 48  # characters after a keyword that may hold its phrase
 _CJK = re.compile("[\u4e00-\u9fff]")
 _BLANKS = re.compile(r"[\x00\x01]")
 _CLAUSE = re.compile(r"[,，;；]")
-_KEYWORD = re.compile(
-    r"mnemonic|seed\s*(?:phrase|words?)|recovery\s*(?:phrase|words?|seed)|backup\s*phrase"
-    r"|secret\s*phrase|助记[词码符]|助記[詞碼符]|恢[复復](?:短[语語]|[词詞])"
-    r"|[种種]子(?:短[语語]|[词詞])|备份短语|備份短語|密[语語]|私[钥鑰]",
-    re.IGNORECASE,
-)
-_KEYWORD_STEMS: Final = ("mnemonic", "seed", "recovery", "backup", "secret", *"助恢子份密私")
-
 Group = tuple[int, int]
 
 
-def find_chinese(scan: str, lists: Wordlists, taken: Sequence[Phrase]) -> list[Phrase]:
-    """Chinese phrases in ``scan``; ``taken`` are the English ones, in order."""
+def find_chinese(
+    scan: str, lists: Wordlists, taken: Sequence[Phrase], keywords: Sequence[Group]
+) -> list[Phrase]:
+    """Chinese phrases in ``scan``; ``taken`` are the English ones, ``keywords`` the spans
+    of ``bip39.KEYWORD``, both in order."""
     ends = [p.end for p in taken]
-    keywords = _keywords(scan)
     found: list[Phrase] = []
     for run in _chinese_runs(scan, lists):
         floor = max(found[-1].end if found else 0, _last_before(ends, run[0][0]))
@@ -49,14 +73,6 @@ def find_chinese(scan: str, lists: Wordlists, taken: Sequence[Phrase]) -> list[P
 def _last_before(ends: list[int], position: int) -> int:
     i = bisect_left(ends, position + 1)
     return ends[i - 1] if i else 0
-
-
-def _keywords(scan: str) -> list[Group]:
-    """Spans of mnemonic keywords (a cheap substring test first: most mail has none)."""
-    lowered = scan.lower()
-    if not any(stem in lowered for stem in _KEYWORD_STEMS):
-        return []
-    return [m.span() for m in _KEYWORD.finditer(scan)]
 
 
 def _chinese_runs(scan: str, lists: Wordlists) -> Iterator[list[Group]]:
@@ -80,19 +96,49 @@ def _chinese_runs(scan: str, lists: Wordlists) -> Iterator[list[Group]]:
 def _chinese(
     groups: list[Group], scan: str, keywords: Sequence[Group], floor: int, lists: Wordlists
 ) -> list[Phrase]:
-    """Spaced phrases first; the glued pieces between them go through ``_pieces``."""
+    """Spaced phrases first; what is left goes through ``_pieces`` as glued pieces."""
     found: list[Phrase] = []
     piece: list[Group] = []
     for single, stretch in _stretches(groups):
-        text = "".join(scan[s:e] for s, e in stretch) if single else ""
-        if len(text) >= MIN_WORDS and _rarity(text, lists) >= RARITY:
+        spans = []
+        if single and len(stretch) >= MIN_WORDS:
+            spans = _spaced(stretch, scan, keywords, found[-1].end if found else floor, lists)
+        position = 0
+        for first, stop in spans:
+            piece += stretch[position:first]
             found += _pieces(piece, scan, keywords, found[-1].end if found else floor, lists)
-            found.append(Phrase(stretch[0][0], stretch[-1][1], _language(text, lists)))
-            piece = []
-        else:
-            piece += stretch
+            text = "".join(scan[s:e] for s, e in stretch[first:stop])
+            found.append(Phrase(stretch[first][0], stretch[stop - 1][1], _language(text, lists)))
+            piece, position = [], stop
+        piece += stretch[position:]
     found += _pieces(piece, scan, keywords, found[-1].end if found else floor, lists)
     return found
+
+
+def _spaced(
+    stretch: list[Group], scan: str, keywords: Sequence[Group], floor: int, lists: Wordlists
+) -> list[Group]:
+    """(first, stop) of the phrases in a stretch of single characters: all of it when a
+    keyword announces it, else the windows whose checksum holds; rare enough either way."""
+    text = "".join(scan[s:e] for s, e in stretch)
+    if _rarity(text, lists) >= RARITY and _announces(keywords, stretch[0][0], scan, floor):
+        return [(0, len(stretch))]
+    rows = lines(stretch, scan)
+    found: list[Group] = []
+    for _, index in lists.chinese:
+        words = [(index[c],) if c in index else () for c in text]
+        found += phrases(words, rows, lambda a, b: _rarity(text[a:b], lists) >= RARITY)
+    return merge(sorted(found))
+
+
+def _announces(keywords: Sequence[Group], start: int, scan: str, floor: int) -> bool:
+    """A keyword ends at most KEYWORD_REACH characters before ``start``, nothing masked
+    between."""
+    first = bisect_left(keywords, start - KEYWORD_REACH, key=lambda k: k[1])
+    return any(
+        floor <= k_start and k_end <= start and not _BLANKS.search(scan, k_end, start)
+        for k_start, k_end in keywords[first:]
+    )
 
 
 def _stretches(groups: list[Group]) -> Iterator[tuple[bool, list[Group]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -22,6 +21,7 @@ from mailticket.errors import ConfigError, TemporaryFailure
 from mailticket.logs import configure as configure_logging
 from mailticket.models import Inbound, Outbox, Ticket
 from mailticket.settings import Settings, load_settings
+from mailticket.terminal import json_text, printable, printable_lines
 
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
@@ -54,8 +54,13 @@ def _config_exit(command: str | None) -> int:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"mailticket: {message}", err=True)
+    click.echo(printable(f"mailticket: {message}"), err=True)
     sys.exit(code)
+
+
+def _echo(line: str) -> None:
+    """One line of output: values from mail never reach the terminal raw (``terminal``)."""
+    click.echo(printable(line))
 
 
 @contextmanager
@@ -80,7 +85,7 @@ def _core(
 
 
 def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(json_text(data, indent=2))
 
 
 # -- daemon -----------------------------------------------------------------------------
@@ -115,7 +120,7 @@ def ingest(settings: Settings, file: Any) -> None:
         except Exception as exc:  # a bug: the MTA keeps the mail and retries, never bounces it
             logging.getLogger(__name__).exception("ingest failed before the commit")
             _fail(f"not stored, retry later: {exc!r}", EX_TEMPFAIL)
-    click.echo(f"{result.outcome} {result.message_id} {_tag(settings, result.ticket)}".rstrip())
+    _echo(f"{result.outcome} {result.message_id} {_tag(settings, result.ticket)}".rstrip())
 
 
 @main.command(name="import")
@@ -135,7 +140,7 @@ def import_(settings: Settings, path: Path, notify: bool) -> None:
         outcomes = import_mailbox(
             core.intake, path, notify=notify, progress=lambda n: bar.update(task, completed=n)
         )
-    click.echo(", ".join(f"{count} {name}" for name, count in sorted(outcomes.items())) or "empty")
+    _echo(", ".join(f"{count} {name}" for name, count in sorted(outcomes.items())) or "empty")
 
 
 def _tag(settings: Settings, number: int | None) -> str:
@@ -165,11 +170,11 @@ def rules_check(settings: Settings, file: Path | None) -> None:
 
     report = check_file(file or settings.tickets.rules_file, template_exists)
     for problem in report.problems:
-        click.echo(problem)
+        _echo(problem)
     if not report.ok or report.rules is None:
         sys.exit(1)
     spec = report.rules.spec
-    click.echo(
+    _echo(
         f"{report.rules.source}: ok: {len(spec.queues)} queues, {len(spec.rules)} rules, "
         f"{report.tests_run} tests passed (version {report.rules.version})"
     )
@@ -178,17 +183,18 @@ def rules_check(settings: Settings, file: Path | None) -> None:
 @main.command()
 @click.argument("mail", type=click.File("rb"))
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--raw", is_flag=True, help="Show private keys and recovery phrases in clear.")
 @click.pass_obj
-def explain(settings: Settings, mail: Any, as_json: bool) -> None:
+def explain(settings: Settings, mail: Any, as_json: bool, raw: bool) -> None:
     """The whole decision for MAIL (an .eml file, - for stdin); nothing is written."""
     from mailticket.core import RulesHolder, utcnow
     from mailticket.rules_explain import as_lines
     from mailticket.rules_explain import explain as explain_mail
 
-    raw = mail.read()
+    content = mail.read()
     try:
         current = RulesHolder(settings.tickets.rules_file)()
-        report = explain_mail(settings, current, raw, utcnow())
+        report = explain_mail(settings, current, content, utcnow(), show_secrets=raw)
     except ConfigError as exc:
         _fail(str(exc), EX_CONFIG)
     except TemporaryFailure as exc:
@@ -197,7 +203,7 @@ def explain(settings: Settings, mail: Any, as_json: bool) -> None:
         _print_json(report)
         return
     for line in as_lines(report):
-        click.echo(line)
+        _echo(line)
 
 
 # -- tickets ----------------------------------------------------------------------------
@@ -224,7 +230,7 @@ def tickets_list(settings: Settings, status: str | None, queue: str | None, as_j
         _print_json(rows)
         return
     for row in rows:
-        click.echo(
+        _echo(
             f"{row['tag']:<10} {row['status']:<9} {row['priority']:<7} {row['queue']:<12} "
             f"{row['requester']:<28} {row['subject']}"
         )
@@ -256,22 +262,25 @@ def _parse_number(text: str, prefix: str) -> int:
 
 
 def _print_ticket(detail: dict[str, Any]) -> None:
-    click.echo(f"{detail['tag']}  {detail['subject']}")
+    _echo(f"{detail['tag']}  {detail['subject']}")
     for key in ("status", "priority", "queue", "requester", "assignee", "created_at", "due_at"):
-        click.echo(f"  {key:<11} {detail[key]}")
+        _echo(f"  {key:<11} {detail[key]}")
     if detail["due_derivation"]:
-        click.echo(f"  {'':<11} {detail['due_derivation']}")
-    click.echo(f"  {'tags':<11} {' '.join(detail['tags']) or '-'}")
+        _echo(f"  {'':<11} {detail['due_derivation']}")
+    _echo(f"  {'tags':<11} {' '.join(detail['tags']) or '-'}")
     if detail["fields"]:
-        click.echo("\nFields:")
+        click.echo()
+        _echo("Fields:")
         for name, value in detail["fields"].items():
-            click.echo(f"  {name:<11} {value}")
-    click.echo("\nMessages:")
+            _echo(f"  {name:<11} {value}")
+    click.echo()
+    _echo("Messages:")
     for m in detail["messages"]:
-        click.echo(f"  {m['date']} {m['direction']:<3} {m['kind']:<12} {m['from']} {m['subject']}")
-    click.echo("\nEvents:")
+        _echo(f"  {m['date']} {m['direction']:<3} {m['kind']:<12} {m['from']} {m['subject']}")
+    click.echo()
+    _echo("Events:")
     for e in detail["events"]:
-        click.echo(f"  {e['at']} {e['kind']:<14} {e['detail']}")
+        _echo(f"  {e['at']} {e['kind']:<14} {e['detail']}")
 
 
 # -- outbox -----------------------------------------------------------------------------
@@ -292,7 +301,7 @@ def outbox_list(settings: Settings, as_json: bool) -> None:
         _print_json(rows)
         return
     for row in rows:
-        click.echo(
+        _echo(
             f"{row['id']:>6} {row['state']:<9} {row['template']:<12} {row['to']:<28} "
             f"attempts={row['attempts']} {row['last_error'] or ''}"
         )
@@ -321,7 +330,7 @@ def outbox_retry(settings: Settings, row_id: int | None) -> None:
             core.engine, build_transport(settings.outbound), settings.outbound, core.clock
         )
         delivered = asyncio.run(_deliver_all(worker))
-    click.echo(f"{len(ids)} requeued, {delivered} handed to the transport")
+    _echo(f"{len(ids)} requeued, {delivered} handed to the transport")
 
 
 async def _deliver_all(worker: Any) -> int:
@@ -349,7 +358,7 @@ def quarantine_list(settings: Settings, as_json: bool) -> None:
         _print_json(rows)
         return
     for row in rows:
-        click.echo(
+        _echo(
             f"{row['id']:>6} {row['received_at']} {row['source']:<6} {row['message_id']} {row['error']}"
         )
 
@@ -369,7 +378,7 @@ def quarantine_replay(settings: Settings, inbound_id: int | None, replay_all: bo
                 result = core.intake.replay(each)
             except LookupError as exc:
                 _fail(str(exc), 1)
-            click.echo(f"{each}: {result.outcome} {_tag(settings, result.ticket)} {result.detail}")
+            _echo(f"{each}: {result.outcome} {_tag(settings, result.ticket)} {result.detail}")
 
 
 def _quarantined_ids(core: Core) -> list[int]:
@@ -391,7 +400,7 @@ def db() -> None:
 def upgrade(settings: Settings) -> None:
     with _core(settings, migrate=False) as core:
         changed = store.upgrade(core.engine)
-    click.echo("schema upgraded" if changed else "schema already current")
+    _echo("schema upgraded" if changed else "schema already current")
 
 
 @main.command()
@@ -407,7 +416,7 @@ def status(settings: Settings, as_json: bool) -> None:
         _print_json(report.as_dict())
     else:
         for line in report.lines():
-            click.echo(line)
+            _echo(line)
     sys.exit(1 if report.problems else 0)
 
 
@@ -431,4 +440,4 @@ def report(settings: Settings, since: str, as_json: bool) -> None:
     if as_json:
         _print_json(result.as_dict())
     else:
-        click.echo(render(result), nl=False)
+        click.echo(printable_lines(render(result)), nl=False)

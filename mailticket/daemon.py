@@ -100,6 +100,11 @@ async def serve(
         stack.callback(stop.set)  # unwinding for any reason stops pollers and sweeps first
         settle_garbage_collector()
         stack.callback(gc.unfreeze)  # a process that goes on (tests) collects them again
+        if not settings.agents.require_authenticated:
+            log.warning(
+                "agents.require_authenticated = false: a forged From acts as an agent "
+                "(closes tickets, writes to requesters from the support address)"
+            )
         log.info("mailticket ready")
         notifier.ready(", ".join(f"{name} {port}" for name, port in ports.items()))
         _background(stack, keep_alive(notifier, stop), "watchdog")
@@ -142,15 +147,19 @@ async def _start_store(
     return process.submit, process
 
 
-def submitter(core: Core, store: Store, source: str) -> Callable[[bytes, bool], Awaitable[Result]]:
+def submitter(
+    core: Core, store: Store, source: str
+) -> Callable[[bytes, bool, bool], Awaitable[Result]]:
     """``submit(raw, notify)`` for an edge: parse (nearby when small, else in the pool),
     commit through ``store``."""
     parse = core.parser.submit_nearby if core.parser is not None else None
 
-    async def submit(raw: bytes, notify: bool = True) -> Result:
+    async def submit(raw: bytes, notify: bool = True, trusted: bool = False) -> Result:
         started = time.perf_counter()
         try:
-            result = await core.intake.accept(raw, source, notify=notify, run=store, parse=parse)
+            result = await core.intake.accept(
+                raw, source, notify=notify, run=store, parse=parse, trusted=trusted
+            )
         except TemporaryFailure:
             metrics.observe_intake(source, "tempfail", time.perf_counter() - started)
             raise
@@ -167,7 +176,8 @@ async def _start_listener(stack: AsyncExitStack, core: Core, store: Store) -> in
     smtp = core.settings.smtp
     submit = submitter(core, store, "smtp")
 
-    handler = InboxHandler(submit, smtp.accept, smtp.max_message_size)
+    relays = core.settings.agents.trusted_relays
+    handler = InboxHandler(submit, smtp.accept, smtp.max_message_size, relays)
     server = await start_smtp(
         handler,
         smtp.host,

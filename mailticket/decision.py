@@ -7,7 +7,7 @@ applies the Decision in one transaction; ``mailticket explain`` prints it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -29,8 +29,15 @@ from mailticket.replies import Audience, Plan, agent_plan, requester_plan
 from mailticket.reply_text import new_text
 from mailticket.rules import Routing, RuleSet
 from mailticket.secret_scan import NO_SECRETS, SECRET_TAG, SecretReport, masked_mail, scan_mail
-from mailticket.settings import TicketSettings
-from mailticket.threads import MessageIdSigner, ThreadMatch, find_thread, mentioned_numbers
+from mailticket.settings import SpamSettings, TicketSettings
+from mailticket.spam_verdict import spam_verdict
+from mailticket.threads import (
+    MessageIdSigner,
+    ThreadMatch,
+    find_thread,
+    mentioned_numbers,
+    replied_to,
+)
 
 __all__ = [
     "Answer",
@@ -45,6 +52,17 @@ __all__ = [
 
 AUTO_REPLY_WINDOW = timedelta(hours=24)
 MAX_MENTIONS = 5  # ticket numbers in a new mail's body looked up for a link
+LOOP_TAG = "loop-suspected"
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An agent's mail that was not applied, and the request to confirm it."""
+
+    request_id: str  # the agent_confirm mail's Message-ID
+    message_id: str  # the unverified mail's
+    text: str
+    recipients: tuple[str, ...]  # its To and Cc
 
 
 class StoreView(Protocol):
@@ -57,6 +75,9 @@ class StoreView(Protocol):
     def guard_history(
         self, address: str, ticket: int | None, now: datetime, windows: GuardWindows
     ) -> GuardHistory: ...
+    def received_on_ticket(self, number: int, since: datetime, limit: int) -> int: ...
+    def opened_by(self, address: str, since: datetime, limit: int) -> int: ...
+    def pending_confirmation(self, number: int, message_ids: Sequence[str]) -> Pending | None: ...
 
 
 Action = Literal["new", "append", "bounce", "ignore", "status"]
@@ -76,6 +97,7 @@ class Refusal:
 
     reason: str
     pause: bool = False
+    delay: bool = False  # not refused: sent later, as the global budget allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +123,10 @@ class Decision:
     changes: Changes = NO_CHANGES  # an agent's commands
     authentication: str = ""  # how a mail from an agent's address was (or was not) trusted
     pauses: tuple[Pause, ...] = ()  # addresses whose automatic answers stop: a budget tripped
+    participants: tuple[str, ...] = ()  # Cc that become participants (a verified mail)
+    proposed: tuple[str, ...] = ()  # Cc that do not: shown to agents (#cc add)
+    spam: str = ""  # the trusted MTA's spam verdict: stored, never answered
+    confirmed: str = ""  # the agent_confirm request this mail answered: its mail applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +136,13 @@ class Context:
     signer: MessageIdSigner
     now: datetime
     notify: bool = True  # False for bulk import without --notify, and for mail before `since`
-    require_agent_auth: bool = False  # agents.require_authenticated
-    agent_auth: agent_auth.Verdict | None = None  # checked before the transaction (DNS)
+    require_agent_auth: bool = True  # agents.require_authenticated
+    # the From domain's proof (DKIM, trusted Authentication-Results), checked before the
+    # transaction (DNS) for a mail from an agent's address or naming new Cc
+    agent_auth: agent_auth.Verdict | None = None
+    trusted_source: bool = False  # a trusted relay or IMAP account: its verdict headers count
+    spam: SpamSettings | None = None
+    authserv_id: str | None = None
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -204,7 +235,10 @@ def _on_ticket(
     ctx: Context,
 ) -> Decision:
     sender = mail.from_addr
-    is_agent, authentication = _agent_identity(mail, facts, ctx)
+    identity = _agent_identity(mail, facts, ctx)
+    if identity.unverified:
+        return _unverified_agent(mail, verdict, thread, facts, view, ctx, identity.how)
+    is_agent, authentication = identity.agent, identity.how
     if not is_agent and sender not in facts.participants:
         return replace(
             _foreign(mail, verdict, thread, facts, view, ctx), authentication=authentication
@@ -213,21 +247,125 @@ def _on_ticket(
         note = f"ticket closed more than {ctx.settings.reopen_window} ago: new linked ticket"
         decision = _new_ticket(mail, verdict, thread, view, ctx, linked_to=facts.number)
         return _with_note(decision, note)
-    if verdict.automatic:
-        return Decision(verdict, thread, "append", facts.number, "auto", notes=verdict.reasons)
+    spam = "" if is_agent else _spam(mail, ctx)
+    if verdict.automatic or spam:
+        notes = (f"spam: {spam}",) if spam else verdict.reasons
+        return Decision(
+            verdict, thread, "append", facts.number, "spam" if spam else "auto", notes=notes,
+            spam=spam,
+        )  # fmt: skip
     audience = _audience(facts, view, ctx)
     if is_agent:
+        text, to_comment, confirmed = mail.text, _to_comment_address(mail, ctx), ""
+        pending = view.pending_confirmation(facts.number, _references(mail))
+        if pending is not None:  # a reply to agent_confirm applies the mail it asked about
+            comment = (ctx.settings.comment_address or "").lower()
+            to_comment = bool(comment) and comment in pending.recipients
+            text, confirmed = pending.text, pending.request_id
+            authentication += f"; confirms {pending.message_id} (reply to {pending.request_id})"
         plan = agent_plan(
-            mail.text,
-            sender,
-            facts,
-            _known(ctx.rules),
-            audience,
-            to_comment_address=_to_comment_address(mail, ctx),
+            text, sender, facts, _known(ctx.rules), audience, to_comment_address=to_comment
         )
-    else:
-        plan = requester_plan(mail.text, sender, facts, audience)
-    return _from_plan(plan, verdict, thread, facts, view, ctx, authentication)
+        decision = _from_plan(plan, verdict, thread, facts, view, ctx, authentication)
+        return replace(decision, confirmed=confirmed)
+    plan = requester_plan(mail.text, sender, facts, audience)
+    decision = _from_plan(plan, verdict, thread, facts, view, ctx, authentication)
+    added, proposed, notes = _new_participants(mail, facts.participants, facts.number, ctx)
+    return replace(
+        decision,
+        participants=added,
+        proposed=proposed,
+        notes=(*decision.notes, *notes),
+        answers=tuple(replace(a, proposed_cc=proposed) for a in decision.answers),
+    )
+
+
+def _references(mail: InboundMail) -> tuple[str, ...]:
+    return (*mail.references, *mail.in_reply_to)
+
+
+def _spam(mail: InboundMail, ctx: Context) -> str:
+    """The spam verdict of the MTA in front, read only on mail it delivered to us."""
+    if not ctx.trusted_source or ctx.spam is None or not ctx.spam.enabled:
+        return ""
+    return spam_verdict(mail.headers, ctx.spam, ctx.authserv_id) or ""
+
+
+def _new_participants(
+    mail: InboundMail, known: Collection[str], ticket: int | None, ctx: Context
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(added, proposed, notes) for the Cc of a requester's mail.
+
+    Anyone can write a Cc under a forged From: a Cc joins the ticket (and receives the
+    agents' answers) only when the mail proves its From, by a DKIM signature of the From
+    domain or by replying to a Message-ID we sent to that address. Otherwise the agents
+    see the addresses as proposed and decide (``#cc add``).
+    """
+    excluded = {*known, mail.from_addr, *ctx.own_addresses, *agent_addresses(ctx.rules)}
+    wanted = tuple(a for a in dict.fromkeys(mail.cc) if a and a not in excluded)
+    if not wanted:
+        return (), (), ()
+    proof = _sender_proof(mail, ticket, ctx)
+    if not proof:
+        why = "; ".join(mail.identity_problems) or "the sender is not verified"
+        shown = ", ".join(wanted[:10]) + (
+            f" and {len(wanted) - 10} more" if len(wanted) > 10 else ""
+        )
+        return (), wanted[:MAX_PROPOSED], (f"Cc proposed, not added ({why}): {shown}",)
+    room = max(ctx.settings.max_participants - len(known) - (0 if known else 1), 0)
+    added, over = wanted[:room], wanted[room:]
+    notes = [f"participants added ({proof}): {', '.join(added)}"] if added else []
+    if over:
+        limit = ctx.settings.max_participants
+        notes.append(f"{len(over)} Cc not added: tickets.max_participants ({limit}) reached")
+    return added, (), tuple(notes)
+
+
+MAX_PROPOSED = 20  # proposed Cc shown to agents; the rest are only counted
+
+
+def _sender_proof(mail: InboundMail, ticket: int | None, ctx: Context) -> str:
+    """How the mail proves its From address, or "" when it does not."""
+    if mail.identity_problems:
+        return ""
+    if ctx.agent_auth is not None and ctx.agent_auth.authenticated:
+        return ctx.agent_auth.method
+    found = replied_to(_references(mail), mail.from_addr, ctx.signer)
+    if found is not None and found[0] == ticket:
+        return f"reply to {found[1]}, sent to {mail.from_addr}"
+    return ""
+
+
+def _unverified_agent(
+    mail: InboundMail,
+    verdict: Verdict,
+    thread: ThreadMatch,
+    facts: TicketFacts,
+    view: StoreView,
+    ctx: Context,
+    how: str,
+) -> Decision:
+    """A mail from an agent's address that proves nothing: kept as a note, applied only
+    if the agent replies to the request we send to that address (the real agent reads
+    it; a forger does not). A mail whose From reads two ways gets no request: the
+    address it names may not be the one who wrote it."""
+    ask = not verdict.automatic and not mail.identity_problems
+    request = Answer(
+        "agent_confirm", mail.from_addr, automatic=True, text=new_text(mail.text),
+        confirms=mail.message_id,
+    )  # fmt: skip
+    allowed = _allowed((request,) if ask else (), view, ctx, ticket=facts.number)
+    return Decision(
+        verdict,
+        thread,
+        "append",
+        facts.number,
+        "unverified",
+        answers=allowed.answers,
+        notes=("not applied: stored as an unverified note", *allowed.notes),
+        authentication=how,
+        pauses=allowed.pauses,
+    )
 
 
 def _from_plan(
@@ -240,6 +378,12 @@ def _from_plan(
     authentication: str,
 ) -> Decision:
     allowed = _allowed(plan.answers, view, ctx, ticket=facts.number)
+    changes, loop = plan.changes, _loop_guard(allowed.answers, facts, view, ctx)
+    answers, notes = allowed.answers, (*plan.notes, *allowed.notes)
+    if loop is not None:
+        answers, notes = loop.answers, (*notes, *loop.notes)
+        if loop.trip:
+            changes = replace(changes, tags_added=(*changes.tags_added, LOOP_TAG))
     return Decision(
         verdict,
         thread,
@@ -247,12 +391,47 @@ def _from_plan(
         facts.number,
         plan.kind,
         status_change=plan.status,
-        answers=allowed.answers,
-        notes=(*plan.notes, *allowed.notes),
-        changes=plan.changes,
+        answers=answers,
+        notes=notes,
+        changes=changes,
         authentication=authentication,
         pauses=allowed.pauses,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Loop:
+    answers: tuple[Answer, ...]
+    notes: tuple[str, ...]
+    trip: bool  # tag the ticket now (and tell the agents once)
+
+
+def _loop_guard(
+    answers: Sequence[Answer], facts: TicketFacts, view: StoreView, ctx: Context
+) -> _Loop | None:
+    """Relays and notices stop on a ticket that receives more mail than people write
+    (``tickets.ticket_mail_budget``): two autoresponders answering each other through us.
+    The ticket is tagged loop-suspected, the agents told once; an agent's ``#untag
+    loop-suspected`` lets mail flow again."""
+    people = [a for a in answers if not a.automatic]
+    if not people:
+        return None
+    budget = ctx.settings.ticket_mail_budget
+    if LOOP_TAG in facts.tags:
+        held = tuple(a for a in answers if a.automatic)
+        return _Loop(held, (f"{len(people)} relays/notices held: ticket tagged {LOOP_TAG}",), False)
+    received = view.received_on_ticket(facts.number, ctx.now - budget.period, budget.limit + 1)
+    if received <= budget.limit:
+        return None
+    why = f"{received - 1}+ mails on the ticket in {budget} (tickets.ticket_mail_budget)"
+    team = tuple(dict.fromkeys(a.to for a in people if a.template != "agent_reply"))
+    warn = tuple(
+        Answer("loop_suspected", to, automatic=False, text=why)
+        for to in team or _audience(facts, view, ctx).agents
+    )
+    kept = (*(a for a in answers if a.automatic), *warn)
+    notes = (f"mail loop suspected: {why}: {len(people)} relays/notices held, tagged {LOOP_TAG}",)
+    return _Loop(kept, notes, True)
 
 
 def agents_of_ticket(rules: RuleSet, facts: TicketFacts) -> frozenset[str]:
@@ -263,20 +442,35 @@ def agents_of_ticket(rules: RuleSet, facts: TicketFacts) -> frozenset[str]:
     return frozenset(address.lower() for address in found if address)
 
 
-def _agent_identity(mail: InboundMail, facts: TicketFacts, ctx: Context) -> tuple[bool, str]:
-    """Whether the mail speaks for an agent of the ticket, and how that was established."""
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    agent: bool
+    how: str  # for the event log
+    unverified: bool = False  # an agent's address, but nothing proves the mail is theirs
+
+
+def _agent_identity(mail: InboundMail, facts: TicketFacts, ctx: Context) -> _Identity:
+    """Whether the mail speaks for an agent of the ticket, and how that was established:
+    a DKIM signature or trusted Authentication-Results (``ctx.agent_auth``), or a reply
+    to a Message-ID we sent to that very agent on this ticket."""
     sender = mail.from_addr
     if not sender or sender not in agents_of_ticket(ctx.rules, facts):
-        return False, ""
+        return _Identity(False, "")
     if sender == facts.requester:
-        return False, f"{sender} is this ticket's requester: treated as the requester"
+        return _Identity(False, f"{sender} is this ticket's requester: treated as the requester")
+    if mail.identity_problems:
+        why = "; ".join(mail.identity_problems)
+        return _Identity(False, f"From names agent {sender}, but {why}", unverified=True)
     if not ctx.require_agent_auth:
-        return True, "agent by From address (agents.require_authenticated is off)"
+        return _Identity(True, "agent by From address alone (agents.require_authenticated = false)")
     verdict = ctx.agent_auth
     if verdict is not None and verdict.authenticated:
-        return True, f"agent authenticated: {verdict.method}"
-    method = verdict.method if verdict is not None else "not authenticated: not checked"
-    return False, f"From names agent {sender}, but {method}: not treated as an agent"
+        return _Identity(True, f"agent authenticated: {verdict.method}")
+    found = replied_to(_references(mail), sender, ctx.signer)
+    if found is not None and found[0] == facts.number:
+        return _Identity(True, f"agent authenticated: reply to {found[1]}, sent to {sender}")
+    method = verdict.method if verdict is not None else "not authenticated: no DKIM checked"
+    return _Identity(False, f"From names agent {sender}, but {method}", unverified=True)
 
 
 def _audience(facts: TicketFacts, view: StoreView, ctx: Context) -> Audience:
@@ -289,6 +483,7 @@ def _audience(facts: TicketFacts, view: StoreView, ctx: Context) -> Audience:
         colleagues=agent_addresses(rules),
         own=ctx.own_addresses,
         deliverable=lambda address: not view.undeliverable(address, ctx.now),
+        max_recipients=ctx.settings.max_participants,
     )
 
 
@@ -319,6 +514,10 @@ def _allowed(
         refused = _automatic_refused(answer.to, view, ctx, ticket) if answer.automatic else None
         if refused is None:
             kept.append(answer)
+            continue
+        if refused.delay:
+            kept.append(replace(answer, delayed=True))
+            notes.append(f"{answer.template} to {answer.to} delayed: {refused.reason}")
             continue
         notes.append(f"no {answer.template} to {answer.to}: {refused.reason}")
         if refused.pause:
@@ -383,11 +582,16 @@ def _new_ticket(
     linked_to: int | None,
 ) -> Decision:
     routing = ctx.rules.route(mail)
-    allowed = _answers(mail, verdict, routing, view, ctx)
+    spam = _spam(mail, ctx)
+    if spam:
+        allowed = Allowed((), (f"spam: {spam}: stored, never answered (#notspam releases it)",))
+    else:
+        allowed = _answers(mail, verdict, routing, view, ctx)
     notes = allowed.notes
     if linked_to is None:
         linked_to, mention = _mentioned_ticket(mail, view, ctx)
         notes = (*mention, *notes)
+    added, proposed, cc_notes = _new_participants(mail, (), None, ctx)
     return Decision(
         verdict,
         thread,
@@ -396,9 +600,15 @@ def _new_ticket(
         "request",
         linked_to=linked_to,
         routing=routing,
-        answers=allowed.answers,
-        notes=notes,
+        answers=tuple(
+            replace(a, proposed_cc=proposed) if a.template == "agent_new" else a
+            for a in allowed.answers
+        ),
+        notes=(*notes, *cc_notes),
         pauses=allowed.pauses,
+        participants=added,
+        proposed=proposed,
+        spam=spam,
     )
 
 
@@ -422,21 +632,33 @@ def _answers(
     if not ctx.notify or routing.drop:
         reason = "dropped by the rules" if routing.drop else "silent intake (import/since)"
         return Allowed((), (f"no mail sent: {reason}",))
-    agents = tuple(
-        Answer("agent_new", agent, automatic=False)
-        for agent in ctx.rules.agents_of(routing.queue)
-        if not view.undeliverable(agent, ctx.now)
-    )
+    agents, flood = _notified(mail, routing, view, ctx)
     if verdict.automatic:
         reason = "automatic mail (" + "; ".join(verdict.reasons) + ")"
-        return Allowed(agents, (f"no acknowledgement: {reason}",))
+        return Allowed(agents, (f"no acknowledgement: {reason}", *flood))
     if routing.no_ack:
-        return Allowed(agents, ("no acknowledgement: no_ack rule",))
-    refused = _automatic_refused(mail.from_addr, view, ctx, None)
-    if refused is None:
-        return Allowed((Answer(routing.template, mail.from_addr, automatic=True), *agents))
-    pauses = (Pause(mail.from_addr, refused.reason),) if refused.pause else ()
-    return Allowed(agents, (f"no acknowledgement: {refused.reason}",), pauses)
+        return Allowed(agents, ("no acknowledgement: no_ack rule", *flood))
+    allowed = _allowed((Answer(routing.template, mail.from_addr, automatic=True),), view, ctx)
+    pauses = allowed.pauses
+    return Allowed((*allowed.answers, *agents), (*allowed.notes, *flood), pauses)
+
+
+def _notified(
+    mail: InboundMail, routing: Routing, view: StoreView, ctx: Context
+) -> tuple[tuple[Answer, ...], tuple[str, ...]]:
+    """agent_new to the queue's agents, unless this sender has opened more tickets than
+    ``tickets.new_tickets_per_sender`` allows: then the agents get one digest when the
+    budget runs out, and nothing for the tickets after it (a flood is one event)."""
+    agents = [a for a in ctx.rules.agents_of(routing.queue) if not view.undeliverable(a, ctx.now)]
+    budget = ctx.settings.new_tickets_per_sender
+    opened = view.opened_by(mail.from_addr, ctx.now - budget.period, budget.limit + 1)
+    if not mail.from_addr or opened < budget.limit:
+        return tuple(Answer("agent_new", agent, automatic=False) for agent in agents), ()
+    why = f"{mail.from_addr} opened {opened + 1}+ tickets in {budget} (tickets.new_tickets_per_sender)"
+    if opened > budget.limit:
+        return (), (f"no agent_new: {why}",)
+    digest = tuple(Answer("agent_digest", agent, automatic=False, text=why) for agent in agents)
+    return digest, (f"agent_new replaced by one digest: {why}",)
 
 
 def _automatic_refused(
@@ -469,8 +691,8 @@ def _automatic_refused(
     if ticket is not None and seen.ticket >= per_ticket.limit:
         why = f"budget auto_reply_per_ticket {per_ticket} used up by {address} on {ticket}"
         return Refusal(why, pause=True)
-    if seen.total >= total.limit:
-        return Refusal(f"budget auto_reply_global {total} used up")
+    if seen.total >= total.limit:  # many people at once (an outage): late, never lost
+        return Refusal(f"budget auto_reply_global {total} used up: sent as it allows", delay=True)
     return None
 
 

@@ -21,6 +21,7 @@ class TicketFacts:
     assignee: str | None = None
     priority: str = ""
     cc: tuple[str, ...] = ()  # the participants besides the requester
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,9 @@ class Answer:
     text: str = ""  # a person's words the template carries (agent_reply, agent_note...)
     errors: tuple[str, ...] = ()  # agent_error: why the commands were refused
     relayed: bool = False  # a person's words relayed as they wrote them: no Auto-Submitted
+    proposed_cc: tuple[str, ...] = ()  # Cc a requester named, not added: agents decide
+    delayed: bool = False  # the global budget is used up: sent when it allows, not dropped
+    confirms: str = ""  # agent_confirm: the Message-ID of the mail a reply would apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,8 @@ class Changes:
     tags_added: tuple[str, ...] = ()
     tags_removed: tuple[str, ...] = ()
     answered: bool = False  # an agent answered the requester: first response, pending clock
+    cc_added: tuple[str, ...] = ()  # participants an agent (#cc add) or a verified mail adds
+    cc_removed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self != NO_CHANGES

@@ -148,7 +148,7 @@ class FollowupSweep:
             sender=self._settings.support_address,
             to=recipient,
             cc=(),
-            message_id=self._signer.new(ticket.number),
+            message_id=self._signer.new(ticket.number, recipient),
             in_reply_to=thread[-1] if thread else None,
             references=tuple(thread[-10:]),
             auto_submitted="auto-generated",
@@ -173,9 +173,12 @@ class FollowupSweep:
 
 
 def _thread(session: Session, number: int) -> list[str]:
-    """The ticket's Message-IDs, oldest first: the reminder threads under the conversation."""
+    """The ids of the mails the ticket received, oldest first: the reminder threads under
+    the conversation. Never ours: each of our ids proves its own recipient's mailbox."""
     rows = session.exec(
-        select(Message.message_id).where(Message.ticket_number == number).order_by(col(Message.id))
+        select(Message.message_id)
+        .where(Message.ticket_number == number, Message.direction == "in")
+        .order_by(col(Message.id))
     ).all()
     return [m for m in rows if m]
 

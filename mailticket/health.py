@@ -9,6 +9,7 @@ from typing import Any
 from mailticket import imap_ledger, store, views
 from mailticket.core import Core
 from mailticket.models import Inbound, Outbox, PollerStatus, Ticket
+from mailticket.terminal import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ class Health:
             for address, until, reason in self.paused
         ]
         lines += [f"PROBLEM    {p}" for p in self.problems] or ["ok"]
-        return lines
+        return [printable(line) for line in lines]  # IMAP errors, addresses: from outside
 
 
 def collect(core: Core) -> Health:
@@ -117,6 +118,9 @@ def collect(core: Core) -> Health:
         budget = core.settings.tickets.auto_reply_global
         sent = store.auto_replies_total_since(session, now - budget.period)
         health.automatic_budget = (sent, str(budget))
+    read_only = store.write_problem(core.engine)
+    if read_only:
+        health.problems.append(f"{read_only}: mail gets 451 until it takes writes again")
     if sent >= budget.limit:
         health.problems.append(
             f"the global budget for automatic answers ({budget}) is used up: "

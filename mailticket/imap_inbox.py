@@ -46,7 +46,7 @@ class Accepted(Protocol):
     def message_id(self) -> str: ...
 
 
-Submit = Callable[[bytes, bool], Awaitable[Accepted]]
+Submit = Callable[[bytes, bool, bool], Awaitable[Accepted]]  # (raw, notify, trusted)
 Clock = Callable[[], datetime]
 
 
@@ -207,7 +207,9 @@ class AccountPoller:
                 if self._stop.is_set():
                     break
                 notify = notify_for(mail.raw, mail.internaldate, self.account.since)
-                result = await self._submit(mail.raw, notify)
+                result = await self._submit(
+                    mail.raw, notify, self.account.trust_authentication_results
+                )
                 committed.append((mail.uid, result.message_id or _digest(mail.raw)))
         finally:
             if committed:

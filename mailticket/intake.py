@@ -18,7 +18,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, Literal, Protocol
@@ -32,11 +32,12 @@ from mailticket import agent_auth, store, tickets
 from mailticket.answers import Answers
 from mailticket.batch import Unit, run_batch
 from mailticket.decision import Context, Decision, agent_addresses, decide
+from mailticket.decision_parts import Answer
 from mailticket.errors import MailRejected, ParseError, TemporaryFailure
 from mailticket.mail import InboundMail, parse, peek_message_id
 from mailticket.models import Inbound
 from mailticket.notices import Renderer
-from mailticket.outbox import enqueue_many
+from mailticket.outbox import Outgoing, enqueue_many, next_automatic_slot
 from mailticket.rules import RuleSet
 from mailticket.secret_scan import masked_mail
 from mailticket.settings import Settings
@@ -73,7 +74,8 @@ class Arrival:
     mail: InboundMail | None
     error: str = ""  # why the mail could not be parsed
     replacing: int | None = None  # the quarantined row a replay replaces
-    agent_auth: agent_auth.Verdict | None = None  # a mail from an agent's address, checked
+    agent_auth: agent_auth.Verdict | None = None  # the From domain's proof, when needed
+    trusted: bool = False  # from agents.trusted_relays or a trusted IMAP account
 
 
 class Intake:
@@ -104,15 +106,19 @@ class Intake:
 
     # -- entry points -----------------------------------------------------------------
 
-    def submit(self, raw: bytes, source: str, *, notify: bool = True) -> Result:
-        """Store ``raw`` exactly once; returns after the commit."""
-        return self.submit_many([raw], source, notify=notify)[0]
+    def submit(
+        self, raw: bytes, source: str, *, notify: bool = True, trusted: bool = False
+    ) -> Result:
+        """Store ``raw`` exactly once; returns after the commit. ``trusted``: it came from
+        a trusted relay (a pipe or an import never is: anyone may have written the file)."""
+        return self.submit_many([raw], source, notify=notify, trusted=trusted)[0]
 
     def submit_many(
-        self, raws: Sequence[bytes], source: str, *, notify: bool = True
+        self, raws: Sequence[bytes], source: str, *, notify: bool = True, trusted: bool = False
     ) -> list[Result]:
         """Parse the mails side by side, store them in one transaction (one commit)."""
-        return self._store_parsed([(raw, self._parser(raw)) for raw in raws], source, notify)
+        parsed = [(raw, self._parser(raw)) for raw in raws]
+        return self._store_parsed(parsed, source, notify, trusted)
 
     def submit_stream(
         self, raws: Iterable[bytes], source: str, *, notify: bool = True, batch: int = 50
@@ -129,16 +135,29 @@ class Intake:
             yield self._store_parsed([waiting.popleft() for _ in range(taken)], source, notify)
 
     def _store_parsed(
-        self, parsed: list[tuple[bytes, Future[InboundMail]]], source: str, notify: bool
+        self,
+        parsed: list[tuple[bytes, Future[InboundMail]]],
+        source: str,
+        notify: bool,
+        trusted: bool = False,
     ) -> list[Result]:
         now = self._clock()
-        return self.store([self.arrival(raw, source, notify, p, now) for raw, p in parsed])
+        return self.store(
+            [self.arrival(raw, source, notify, p, now, trusted=trusted) for raw, p in parsed]
+        )
 
     async def accept(
-        self, raw: bytes, source: str, *, notify: bool, run: Store, parse: Parser | None = None
+        self,
+        raw: bytes,
+        source: str,
+        *,
+        notify: bool,
+        run: Store,
+        parse: Parser | None = None,
+        trusted: bool = False,
     ) -> Result:
         """``submit`` for the event loop (see ``submit_later``)."""
-        later = self.submit_later(raw, source, notify=notify, run=run, parse=parse)
+        later = self.submit_later(raw, source, notify=notify, run=run, parse=parse, trusted=trusted)
         return await asyncio.wrap_future(later)
 
     def submit_later(
@@ -149,6 +168,7 @@ class Intake:
         notify: bool = True,
         run: Store,
         parse: Parser | None = None,
+        trusted: bool = False,
     ) -> Future[Result]:
         """Parse in the pool, then store through ``run`` (the daemon's writer thread or
         process, which commits the mail with whatever else is waiting); resolves after
@@ -163,7 +183,8 @@ class Intake:
 
         def store(done: Future[InboundMail]) -> None:
             try:
-                run(self.arrival(raw, source, notify, done, now)).add_done_callback(settle)
+                arrival = self.arrival(raw, source, notify, done, now, trusted=trusted)
+                run(arrival).add_done_callback(settle)
             except BaseException as exc:  # TemporaryFailure: the pool or the writer is gone
                 finished.set_exception(exc)
 
@@ -173,12 +194,18 @@ class Intake:
             except BaseException as exc:
                 finished.set_exception(exc)
 
-        if parsed.done() and self._settings.agents.require_authenticated:
-            # parsed on the event loop's thread; checking an agent's DKIM may ask DNS
+        if parsed.done() and self._checks_dkim(parsed):
+            # parsed on the event loop's thread; checking a DKIM signature asks DNS
             self._checks().submit(store, parsed)
         else:
             parsed.add_done_callback(store)
         return finished
+
+    def _checks_dkim(self, parsed: Future[InboundMail]) -> bool:
+        if parsed.exception() is not None:
+            return False
+        mail = parsed.result()
+        return self._needs_proof(mail) and bool(mail.header("dkim-signature"))
 
     def _checks(self) -> ThreadPoolExecutor:
         if self._checker is None:
@@ -215,6 +242,7 @@ class Intake:
         now: datetime,
         *,
         replacing: int | None = None,
+        trusted: bool = False,
     ) -> Arrival:
         """Wait for the parse; a mail it rejects is kept for quarantine with the reason."""
         try:
@@ -230,19 +258,31 @@ class Intake:
             return Arrival(raw, source, notify, now, None, f"parser error: {exc!r}", replacing)
         for note in mail.limit_notes:  # stored all the same: the raw mail keeps everything
             log.warning("%s over a limit: %s", mail.message_id, note)
-        checked = self._authenticate(mail)
-        return Arrival(raw, source, notify, now, mail, replacing=replacing, agent_auth=checked)
+        checked = self._authenticate(mail, trusted)
+        return Arrival(
+            raw, source, notify, now, mail, replacing=replacing, agent_auth=checked,
+            trusted=trusted,
+        )  # fmt: skip
 
-    def _authenticate(self, mail: InboundMail) -> agent_auth.Verdict | None:
-        """With ``agents.require_authenticated``, how a mail from an agent's address proves
-        it; checked here, before the transaction, because DKIM may ask DNS."""
+    def _needs_proof(self, mail: InboundMail) -> bool:
+        """A mail from an agent's address, or one naming Cc that could join a ticket."""
+        if not mail.from_addr:
+            return False
+        own = {self._settings.tickets.support_address.lower()}
+        return mail.from_addr in agent_addresses(self._rules()) or any(
+            address not in own for address in mail.cc
+        )
+
+    def _authenticate(self, mail: InboundMail, trusted: bool) -> agent_auth.Verdict | None:
+        """How the From domain vouches for a mail that needs it; checked here, before the
+        transaction, because DKIM may ask DNS."""
+        if not self._needs_proof(mail):
+            return None
         settings = self._settings.agents
-        if not settings.require_authenticated:
-            return None
-        if not mail.from_addr or mail.from_addr not in agent_addresses(self._rules()):
-            return None
         try:
-            return agent_auth.authenticate(mail, settings.trusted_authserv_id, self._dns)
+            return agent_auth.authenticate(
+                mail, settings.trusted_authserv_id, self._dns, results_trusted=trusted
+            )
         except Exception as exc:  # a DNS or dkimpy failure is no proof
             return agent_auth.Verdict(False, f"not authenticated: {type(exc).__name__}: {exc}")
 
@@ -338,6 +378,9 @@ class Intake:
             notify=arrival.notify,
             require_agent_auth=self._settings.agents.require_authenticated,
             agent_auth=arrival.agent_auth,
+            trusted_source=arrival.trusted,
+            spam=self._settings.spam,
+            authserv_id=self._settings.agents.trusted_authserv_id,
         )
         decision = decide(mail, tickets.SessionView(connection, lock=True), ctx)
         now, source = ctx.now, arrival.source
@@ -353,11 +396,25 @@ class Intake:
             state="processed",
             ticket_number=ticket.number,
         )
-        tickets.add_message(
-            connection, ticket.number, mail, decision.kind, inbound_id, now,
-            new_ticket=decision.action == "new",
-        )  # fmt: skip
+        tickets.add_message(connection, ticket.number, mail, decision.kind, inbound_id, now)
         events = tickets.decision_events(ticket.number, mail, decision, ctx, source)
+        if decision.participants:
+            why = f"Cc of a verified mail from {mail.from_addr}"
+            events += tickets.participant_events(
+                connection, ticket.number, decision.participants, (), why, now
+            )
+        changes = decision.changes
+        if changes.cc_added or changes.cc_removed:
+            why = f"#cc by {mail.from_addr}"
+            events += tickets.participant_events(
+                connection, ticket.number, changes.cc_added, changes.cc_removed, why, now
+            )
+        if decision.confirmed:
+            confirmed = tickets.event(
+                ticket.number, "confirmed", f"applied by {mail.message_id}", now,
+                message_id=decision.confirmed,
+            )  # fmt: skip
+            events.append(confirmed)
         events += [tickets.event(ticket.number, "limit", note, now) for note in mail.limit_notes]
         if decision.action == "bounce":
             block = self._settings.tickets.bounce_block
@@ -383,11 +440,42 @@ class Intake:
             )
             for answer in decision.answers
         ]
+        outgoing = self._scheduled(connection, decision.answers, outgoing, now)
         enqueue_many(connection, outgoing)
         events += [tickets.queued_event(mail, now) for mail in outgoing]
+        events += [
+            tickets.event(
+                ticket.number,
+                "confirm_requested",
+                answer.confirms,
+                now,
+                message_id=sent.envelope.message_id,
+            )
+            for answer, sent in zip(decision.answers, outgoing, strict=True)
+            if answer.confirms
+        ]
         events += self._pause(connection, decision, now, ticket.number)
         tickets.add_events(connection, events)
         return Result("stored", mail.message_id, ticket.number, decision.action, source)
+
+    def _scheduled(
+        self,
+        connection: Connection,
+        answers: Sequence[Answer],
+        outgoing: list[Outgoing],
+        now: datetime,
+    ) -> list[Outgoing]:
+        """Answers the global budget delays go out in the first period with room: many
+        first-time requesters at once (an outage) learn their number late, never not."""
+        if not any(answer.delayed for answer in answers):
+            return outgoing
+        budget = self._settings.tickets.auto_reply_global
+        return [
+            replace(mail, not_before=next_automatic_slot(connection, now, budget))
+            if answer.delayed
+            else mail
+            for answer, mail in zip(answers, outgoing, strict=True)
+        ]
 
     def _pause(
         self, connection: Connection, decision: Decision, now: datetime, ticket: int | None

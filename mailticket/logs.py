@@ -3,15 +3,22 @@
 Fields about a mail travel as ``extra=``, e.g.
 ``log.info("stored", extra={"message_id": mid, "ticket": "MT-7", "account": "support"})``:
 JSON lines carry them as keys, text lines end with ``key=value`` pairs.
+
+Both formatters escape control characters (``terminal``): a Message-ID, a subject or an
+error from a mail can never forge a log line or send an escape sequence to a terminal.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
+
+from mailticket.terminal import json_text, printable, printable_lines
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 # what every LogRecord has; anything else on a record came in through ``extra=``
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -41,11 +48,12 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json_text(entry, default=str)
 
 
 class TextFormatter(logging.Formatter):
-    """The classic line, then the ``extra=`` fields as ``key=value``."""
+    """The classic line, then the ``extra=`` fields as ``key=value``; one line a record
+    (a traceback aside), control characters escaped."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -53,7 +61,13 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         fields = " ".join(f"{k}={v}" for k, v in extra_fields(record).items())
-        return f"{line} {fields}" if fields else line
+        return printable(f"{line} {fields}" if fields else line)
+
+    def formatException(self, ei: ExcInfo) -> str:
+        return printable_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return printable_lines(super().formatStack(stack_info))
 
 
 def configure(fmt: str, level: str) -> None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 import email_validator
 from email_validator import EmailNotValidError, validate_email
 
-from mailticket import charsets, limits, mime_tree
+from mailticket import charsets, identity, limits, mime_tree
 from mailticket.dsn import Bounce, read_bounce
 from mailticket.errors import LimitExceeded, MailRejected, ParseError, SenderRejected
 from mailticket.message_ids import ids, message_id
@@ -89,6 +89,9 @@ class InboundMail:
     # Secrets in the text, found where the mail was parsed (a worker process), so that
     # the store's one thread need not; None: not looked for yet (decide() then does).
     secrets: SecretReport | None = None
+    # why the sender's identity must not act (an agent's commands, new participants):
+    # a repeated singleton header, an ambiguous From/Sender/Reply-To (see identity.py)
+    identity_problems: tuple[str, ...] = ()
 
     def header(self, name: str) -> tuple[str, ...]:
         """Every decoded value of header ``name`` (case-insensitive)."""
@@ -207,6 +210,10 @@ def _build(raw: bytes, msg: Message, tree: list[Message], cap: int) -> InboundMa
         defects=_defects(tree),
         bounce=read_bounce(msg, content_type, report.text.lower() if report else ""),
         limit_notes=body.notes,
+        identity_problems=identity.problems(
+            [(name.strip().lower(), str(value)) for name, value in msg.raw_items()],
+            lambda value, words: charsets.decode_header(value, hint, words=words).text,
+        ),
     )
 
 

@@ -189,10 +189,10 @@ def _headers(rendered: Rendered, envelope: Envelope) -> list[tuple[str, str]]:
     if envelope.references:
         headers.append(("References", " ".join(envelope.references[-20:])))
     if envelope.auto_submitted:
-        headers += [
-            ("Auto-Submitted", envelope.auto_submitted),
-            ("X-Auto-Response-Suppress", "All"),
-        ]
+        headers.append(("Auto-Submitted", envelope.auto_submitted))
+    # on every mail, relayed human replies too: Exchange and Outlook then send no
+    # out-of-office or read receipt back (the loop through two autoresponders)
+    headers.append(("X-Auto-Response-Suppress", "All"))
     return headers
 
 

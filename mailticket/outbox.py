@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -30,6 +30,7 @@ from mailticket.notices import Envelope, Rendered, compose, compose_draft, draft
 from mailticket.settings import OutboundSettings
 from mailticket.store import EVENT, MESSAGE, OUTBOX
 from mailticket.transport import Delivery, Outcome, Transport
+from mailticket.units import Rate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +47,7 @@ class Outgoing:
     rendered: Rendered
     envelope: Envelope
     attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, bytes)
+    not_before: datetime | None = None  # delayed by the global budget (see intake)
 
 
 def enqueue(
@@ -94,9 +96,21 @@ def _outbox_row(mail: Outgoing) -> dict[str, Any]:
         "state": "pending",
         "attempts": 0,
         "uncertain": 0,
-        "next_attempt_at": envelope.date,
+        "next_attempt_at": mail.not_before or envelope.date,
         "created_at": envelope.date,
     }
+
+
+def next_automatic_slot(connection: Connection, now: datetime, budget: Rate) -> datetime:
+    """The start of the first period in which the global budget for automatic answers
+    has room, counting those sent in the last period and those already scheduled."""
+    query = (
+        select(func.count())
+        .select_from(OUTBOX)
+        .where(OUTBOX.c.automatic.is_(True), OUTBOX.c.next_attempt_at > now - budget.period)
+    )
+    taken = int(connection.execute(query).scalar_one())
+    return now + budget.period * (taken // budget.limit)
 
 
 def _message_row(mail: Outgoing) -> dict[str, Any]:

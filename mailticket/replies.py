@@ -16,9 +16,12 @@ from dataclasses import dataclass, replace
 
 from mailticket.agent_commands import (
     Assign,
+    CcAdd,
+    CcRemove,
     Command,
     CommandErrors,
     Known,
+    NotSpam,
     SetPriority,
     SetQueue,
     SetStatus,
@@ -51,6 +54,7 @@ class Audience:
     colleagues: Collection[str]  # every agent of any queue: never a relay's Cc
     own: Collection[str]  # our own addresses
     deliverable: Callable[[str], bool]  # not blocked by a recent bounce
+    max_recipients: int = 10  # tickets.max_participants: no mail we send has more
 
 
 def agent_plan(
@@ -68,8 +72,13 @@ def agent_plan(
         error = Answer("agent_error", sender, automatic=True, errors=read.errors)
         return Plan("refused", None, answers=(error,), notes=("commands refused: nothing changed",))
     status, changes = _commands(read.commands, facts)
+    over = _over_participants(changes, facts, audience)
+    if over is not None:
+        error = Answer("agent_error", sender, automatic=True, errors=(over,))
+        return Plan("refused", None, answers=(error,), notes=("commands refused: nothing changed",))
     note = read.note or to_comment_address
     answers: list[Answer] = []
+    notes: tuple[str, ...] = ()
     if read.commands_only:
         kind = "commands"
     elif note:
@@ -82,15 +91,18 @@ def agent_plan(
         kind = "agent"
         status = status or "pending"
         changes = replace(changes, answered=True)
-        relay = _relay(read.text, sender, facts, audience)
+        cc = (*(a for a in facts.cc if a not in changes.cc_removed), *changes.cc_added)
+        relay, cut = _relay(read.text, sender, replace(facts, cc=cc), audience)
         answers += [relay] if relay else []
+        notes += cut
     if status is None and facts.status == "new":
         status = "open"  # an agent took it (assigned, noted, commanded)
     if status == facts.status:
         status = None
     if status == "resolved" and audience.deliverable(facts.requester):
         answers.append(Answer("resolved", facts.requester, automatic=True))
-    notes = () if answers or kind != "agent" else ("nobody to relay the reply to",)
+    if not answers and kind == "agent":
+        notes += ("nobody to relay the reply to",)
     return Plan(kind, status, changes, tuple(answers), notes)
 
 
@@ -127,16 +139,41 @@ def _commands(commands: Sequence[Command], facts: TicketFacts) -> tuple[str | No
                 changes = replace(changes, tags_added=(*changes.tags_added, *words))
             case Untag(words=words):
                 changes = replace(changes, tags_removed=(*changes.tags_removed, *words))
+            case CcAdd(address=address) if address not in facts.participants:
+                changes = replace(changes, cc_added=(*changes.cc_added, address))
+            case CcRemove(address=address) if address in facts.cc:
+                changes = replace(changes, cc_removed=(*changes.cc_removed, address))
+            case NotSpam() if facts.status == "spam":
+                status = status or "open"
     return status, changes
 
 
-def _relay(text: str, sender: str, facts: TicketFacts, audience: Audience) -> Answer | None:
-    """The agent's words to the requester, the other participants in Cc."""
+def _over_participants(changes: Changes, facts: TicketFacts, audience: Audience) -> str | None:
+    """Why ``#cc add`` would take the ticket past ``tickets.max_participants``."""
+    after = len(facts.participants) + len(changes.cc_added) - len(changes.cc_removed)
+    if not changes.cc_added or after <= audience.max_recipients:
+        return None
+    return (
+        f"#cc add: the ticket would have {after} participants, "
+        f"over tickets.max_participants ({audience.max_recipients})"
+    )
+
+
+def _relay(
+    text: str, sender: str, facts: TicketFacts, audience: Audience
+) -> tuple[Answer | None, tuple[str, ...]]:
+    """The agent's words to the requester, the other participants in Cc (never more than
+    ``max_recipients`` in all: a ticket from before the cap may have more)."""
     excluded = {sender.lower(), *audience.colleagues, *audience.own}
     if not facts.requester or facts.requester in excluded:
-        return None
+        return None, ()
     cc = tuple(address for address in facts.cc if address not in excluded)
-    return Answer("agent_reply", facts.requester, automatic=False, cc=cc, text=text, relayed=True)
+    room = max(audience.max_recipients - 1, 0)
+    cut = (f"{len(cc) - room} Cc left out: over tickets.max_participants",) if cc[room:] else ()
+    relay = Answer(
+        "agent_reply", facts.requester, automatic=False, cc=cc[:room], text=text, relayed=True
+    )
+    return relay, cut
 
 
 def _others(agents: Sequence[str], sender: str, audience: Audience) -> list[str]:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailticket.report import Measure, Report
+from mailticket.terminal import printable
 
 WIDTH = 100  # fixed, so a report piped into mail looks the same as on a terminal
 
@@ -76,7 +77,7 @@ def _sla(report: Report) -> Table:
 def _ranking(title: str, what: str, rows: list[tuple[str, int]]) -> Table:
     table = _table(title, what, "tickets")
     for name, count in rows:
-        table.add_row(name, str(count))
+        table.add_row(printable(name), str(count))  # tags and senders come from mail
     return table
 
 

@@ -168,7 +168,8 @@ class RuleSet:
 
 
 def default_rules() -> RuleSet:
-    return RuleSet(spec=RulesFile(), version="builtin", source="<builtin defaults>")
+    spec = RulesFile(queues={"general": QueueSpec()})
+    return RuleSet(spec=spec, version="builtin", source="<builtin defaults>")
 
 
 def load_rules(path: Path) -> RuleSet:
@@ -198,11 +199,10 @@ def _raise_first(rules: RuleSet | None, problems: list[Problem]) -> RuleSet:
 def validate(located: Located, content: bytes) -> tuple[RuleSet | None, list[Problem]]:
     """The rule set, or None, and every problem of the file sorted by line."""
     data = located.data
-    if not isinstance(data, dict):
-        problem = Problem(
-            1, f"{located.name}:1: the file must be a mapping (version: 1, queues: ...)"
-        )
-        return None, [problem]
+    if not isinstance(data, dict) or not data:
+        what = "is empty" if data in ({}, None) else "must be a mapping"
+        text = f"{located.name}:1: the file {what} (version: 1, queues: ...)"
+        return None, [Problem(1, text)]
     context = context_of(data)
     spec: RulesFile | None = None
     problems: list[Problem] = []

@@ -3,12 +3,14 @@
 The same ``decide`` intake runs, over the same read-only view of the store, inside a
 session that is rolled back: nothing is written, no outbox row, no secret generated,
 no migration run. A database without the current schema is explained as an empty one.
+What it prints of the mail is masked as ``tickets show`` masks it (private keys and
+recovery phrases) unless ``raw`` is asked for; rules only ever see the masked mail.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from mailticket import agent_auth, store, tickets
 from mailticket.decision import (
     Context,
     Decision,
+    Pending,
     StoreView,
     TicketFacts,
     agent_addresses,
@@ -30,6 +33,7 @@ from mailticket.errors import MailRejected, TemporaryFailure
 from mailticket.mail import InboundMail, parse
 from mailticket.models import Setting
 from mailticket.rules import RuleSet
+from mailticket.secret_scan import masked_mail
 from mailticket.settings import Settings
 from mailticket.threads import MessageIdSigner
 from mailticket.units import format_duration
@@ -57,6 +61,15 @@ class EmptyView:
     ) -> GuardHistory:
         return GuardHistory(None, None, 0, 0, 0, 0)
 
+    def received_on_ticket(self, number: int, since: datetime, limit: int) -> int:
+        return 0
+
+    def opened_by(self, address: str, since: datetime, limit: int) -> int:
+        return 0
+
+    def pending_confirmation(self, number: int, message_ids: Sequence[str]) -> Pending | None:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class Explained:
@@ -67,13 +80,19 @@ class Explained:
     notes: tuple[str, ...]
 
 
-def explain(settings: Settings, rules: RuleSet, raw: bytes, now: datetime) -> dict[str, Any]:
-    """The decision for ``raw`` as the JSON shape of ``explain --json``."""
+def explain(
+    settings: Settings, rules: RuleSet, raw: bytes, now: datetime, *, show_secrets: bool = False
+) -> dict[str, Any]:
+    """The decision for ``raw`` as the JSON shape of ``explain --json``; secrets masked
+    unless ``show_secrets``."""
     try:
         mail = parse(raw, max_attachment_size=settings.tickets.max_attachment_size)
     except MailRejected as exc:
         return {"outcome": "quarantined", "error": str(exc)}
-    return as_dict(_decide(settings, rules, mail, now), settings.tickets.prefix)
+    found = _decide(settings, rules, mail, now)
+    if not show_secrets:
+        found = replace(found, mail=masked_mail(found.mail))
+    return as_dict(found, settings.tickets.prefix)
 
 
 def _decide(settings: Settings, rules: RuleSet, mail: InboundMail, now: datetime) -> Explained:
@@ -163,6 +182,7 @@ def as_dict(found: Explained, prefix: str) -> dict[str, Any]:
         "status_change": decision.status_change,
         "changes": _changes(decision),
         "authentication": decision.authentication,
+        "secrets": list(decision.secrets.kinds),
         "routing": None if routing is None else _routing(routing, found),
         "answers": [
             {
@@ -232,6 +252,9 @@ def as_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"action     {_action(report)}")
     if report["authentication"]:
         lines.append(f"agent      {report['authentication']}")
+    if report["secrets"]:
+        kinds = ", ".join(kind.replace("_", " ") for kind in report["secrets"])
+        lines.append(f"secrets    {kinds}: masked for agents, rules and templates")
     lines += [f"change     {name} {value}" for name, value in report["changes"].items()]
     if report["routing"] is not None:
         lines += _routing_lines(report["routing"], report["rules_version"])

@@ -299,8 +299,10 @@ class RuleTest(_Strict):
 
 
 class RulesFile(_Strict):
+    """A file must name its queues: one without (empty, only comments) routes nowhere."""
+
     version: int = 1
-    queues: dict[Name, QueueSpec] = {"general": QueueSpec()}
+    queues: Annotated[dict[Name, QueueSpec], Field(min_length=1)]
     defaults: DefaultsSpec = DefaultsSpec()
     priorities: dict[Name, PrioritySpec] = {
         "normal": PrioritySpec(first_response=timedelta(hours=24))

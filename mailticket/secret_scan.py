@@ -1,38 +1,26 @@
-"""Secrets guard: find and mask private keys and recovery phrases in mail text (pure).
+"""Secrets guard: find and mask private keys and recovery phrases in mail (pure).
 
 Customers of a crypto wallet paste their private key or recovery phrase into support
 mail. Agents must never read it in clear, so every secret is replaced by a fixed marker
-(``MARKERS``); every other character stays as it was. Masking is idempotent: markers are
-blanked before a scan, and every decision reads only text that masking leaves alone.
+(``MARKERS``); every other character stays as it was ("help!" beside a phrase stays
+"help!"). Masking is idempotent: markers are blanked before a scan, and every decision
+reads only text that masking leaves alone.
 
-Private keys (kind ``private_key``; the policy errs on the side of safety):
-- 64 hex digits, with or without ``0x``. A transaction hash has the same shape and agents
-  need it, so a run is kept when a label ends right before it (``tx``, ``txid``, ``hash``,
-  ``transaction``, ``signature``, ``checksum``, ``sha256``, 交易, 哈希, 签名, 转账, so also
-  交易号, 交易ID, 交易哈希, blockHash) with only punctuation and filler (``id``, ``no``,
-  ``is``, 是, 为, 记录...) between; when it sits in a block-explorer path (``/tx/``,
-  ``/transaction/``, ``?hash=``); or when it follows a kept hash with only list
-  punctuation between (``tx: 0xA, 0xB``). Key words before the label (private key, 私钥,
-  seed...) void it: "my private key for the transaction: 0x..." is masked. Any other run
-  is a private key, so an unlabelled transaction hash is masked too.
-- WIF (base58, ``5`` + 50 or ``K``/``L`` + 51 characters) and extended private keys
-  (``xprv``, ``tprv``, ``yprv``, ``zprv``...): always, by shape; no checksum, since a
-  mistyped key is still a key.
-- 64-byte base58 keys (86-88 characters, the Solana/Phantom export), under the
-  transaction-hash rule: a Solana transaction signature has the same shape.
-
-Recovery phrases (kind ``mnemonic``): see ``seed_phrases``.
+What is a secret: private keys in ``secret_keys`` (labelled transaction hashes are not),
+recovery phrases in ``seed_phrases``. What of a mail is read (HTML attributes, text
+attachments, forwarded mails): ``secret_sources``.
 """
 
 from __future__ import annotations
 
-import html as html_lib
-import re
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Final, Literal
 
 from mailticket.mail import InboundMail
+from mailticket.secret_keys import find_keys
+from mailticket.secret_sources import attachment_texts, html_texts
 from mailticket.seed_phrases import find_phrases
 
 __all__ = [
@@ -45,6 +33,7 @@ __all__ = [
     "find_secrets",
     "mask_secrets",
     "masked_mail",
+    "scan_inbound",
     "scan_mail",
 ]
 
@@ -53,32 +42,6 @@ MARKERS: Final[dict[Kind, str]] = {
     "private_key": "[secret removed: private key]",
     "mnemonic": "[secret removed: recovery phrase]",
 }
-LABEL_REACH: Final = 48  # characters before a hash where a label or key words count
-LIST_GAP: Final = 24  # at most this between two hashes of one labelled list
-
-_HEX_RUN = re.compile(r"[0-9A-Fa-f]{64,}")
-_BASE58_RUN = re.compile(r"[1-9A-HJ-NP-Za-km-z]{51,}")
-_HEX = frozenset("0123456789abcdefABCDEF\x00")
-_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\x00")
-_EXTENDED = ("xprv", "yprv", "zprv", "tprv", "uprv", "vprv", "Yprv", "Zprv", "Uprv", "Vprv")
-_TX_LABEL = re.compile(
-    r"(?:(?<![a-z])(?:tx|txn|txid|tx_hash|tx_id|sig)s?(?![a-z])"
-    r"|(?:hash|transaction|signature|checksum|digest|sha-?256)(?:e?s)?(?![a-z])"
-    r"|交易|哈希|签名|簽名|转账|轉帳|校验和|摘要)"
-    r"(?:[\s:=：#/.\"'`(（\[【\-]|(?<![a-z])(?:ids?|hash(?:es)?|no|number|is|are|was|were|of)(?![a-z])"
-    r"|编号|號|号|值|是|为|為|记录|記錄|单号|單號)*\Z",
-    re.IGNORECASE,
-)
-_EXPLORER = re.compile(r"/(?:tx|txs|transaction|transactions)/\S*\Z", re.IGNORECASE)
-_KEY_WORDS = re.compile(
-    r"private|priv\s*key|secret|seed|mnemonic|recovery|keystore|wif|xprv"
-    r"|私[钥鑰]|密[钥鑰]|助[记記]|恢[复復]|[种種]子",
-    re.IGNORECASE,
-)
-_LIST_GAP = re.compile(
-    r"(?:[\s,;，、；|>*•·\-–—\"'`]|and|or|和|及|与|與|(?<!\d)\d{1,2}[.)、:：]?)*", re.IGNORECASE
-)
-_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +73,7 @@ def find_secrets(text: str) -> tuple[Finding, ...]:
     scan = _blank_markers(text)
     phrases = find_phrases(scan)
     scan = _blank(scan, [(p.start, p.end) for p in phrases], "\x01")
-    keys = [Finding("private_key", span) for span in _keys(scan)]
+    keys = [Finding("private_key", span) for span in find_keys(scan)]
     mnemonics = [Finding("mnemonic", (p.start, p.end), p.language) for p in phrases]
     return tuple(sorted((*keys, *mnemonics), key=lambda f: f.span))
 
@@ -127,12 +90,29 @@ def mask_secrets(text: str) -> str:
     return "".join(parts)
 
 
-def scan_mail(text: str, html: str = "", subject: str = "") -> SecretReport:
-    """Secrets in a mail's text, its HTML (tags dropped, entities decoded) or subject."""
-    html_text = html_lib.unescape(_TAG.sub(" ", html)) if html else ""
-    findings = find_secrets(text) + find_secrets(html_text) + find_secrets(subject)
-    kinds = tuple(k for k in MARKERS if any(f.kind == k for f in findings))
-    return SecretReport(bool(kinds), kinds)
+def scan_mail(
+    text: str,
+    html: str = "",
+    subject: str = "",
+    *,
+    attachments: Sequence[tuple[str, bytes | None]] = (),
+) -> SecretReport:
+    """Secrets in a mail's text, subject, HTML (text and attribute values) or in its
+    attachments (file name, content or None) that hold text, forwarded mails included."""
+    texts = chain((text, subject), html_texts(html) if html else (), attachment_texts(attachments))
+    kinds: set[Kind] = set()
+    for part in texts:
+        kinds.update(f.kind for f in find_secrets(part))
+        if len(kinds) == len(MARKERS):
+            break
+    found = tuple(k for k in MARKERS if k in kinds)
+    return SecretReport(bool(found), found)
+
+
+def scan_inbound(mail: InboundMail) -> SecretReport:
+    """``scan_mail`` over every part of a parsed mail, its attachments included."""
+    files = tuple((a.filename, a.content) for a in mail.attachments)
+    return scan_mail(mail.text, mail.html, mail.subject, attachments=files)
 
 
 def masked_mail(mail: InboundMail) -> InboundMail:
@@ -144,7 +124,9 @@ def masked_mail(mail: InboundMail) -> InboundMail:
     html = mask_secrets(mail.html) if mail.html else ""
     if html and scan_mail("", html):
         html = ""
-    return replace(mail, subject=mask_secrets(mail.subject), text=mask_secrets(mail.text), html=html)
+    return replace(
+        mail, subject=mask_secrets(mail.subject), text=mask_secrets(mail.text), html=html
+    )
 
 
 def _blank_markers(text: str) -> str:
@@ -165,58 +147,3 @@ def _blank(scan: str, spans: list[tuple[int, int]], blank: str) -> str:
         position = end
     parts.append(scan[position:])
     return "".join(parts)
-
-
-def _keys(scan: str) -> Iterator[tuple[int, int]]:
-    """Spans of private keys; labelled transaction hashes and signatures are left out."""
-    previous_end = 0
-    kept_end = -1
-    for start, end, ambiguous in sorted(_candidates(scan), key=lambda c: (c[0], -c[1])):
-        if start < previous_end:
-            continue
-        if ambiguous and _is_transaction(scan, start, previous_end, kept_end):
-            kept_end = end
-        else:
-            yield start, end
-        previous_end = end
-
-
-def _candidates(scan: str) -> Iterator[tuple[int, int, bool]]:
-    """(start, end, ambiguous) of every run shaped like a key.
-
-    ``\\x00`` (a masked key) counts as glued, as the key it replaced did.
-    """
-    for m in _HEX_RUN.finditer(scan):
-        start, end = m.span()
-        if (
-            end - start == 64
-            and scan[end : end + 1] not in _HEX
-            and scan[start - 1 : start] != "\x00"
-        ):
-            prefixed = (
-                scan[start - 2 : start] in ("0x", "0X") and scan[start - 3 : start - 2] not in _HEX
-            )
-            yield (start - 2 if prefixed and start >= 2 else start), end, True
-    for m in _BASE58_RUN.finditer(scan):
-        start, end = m.span()
-        if scan[start - 1 : start] in _ALNUM or scan[end : end + 1] in _ALNUM:
-            continue
-        run, size = m.group(), end - start
-        wif = (size == 51 and run[0] == "5") or (size == 52 and run[0] in "KL")
-        if wif or (run.startswith(_EXTENDED) and 104 <= size <= 112):
-            yield start, end, False
-        elif 86 <= size <= 88:
-            yield start, end, True
-
-
-def _is_transaction(scan: str, start: int, previous_end: int, kept_end: int) -> bool:
-    """A hash the requester labelled as a transaction (see the module docstring)."""
-    listed = kept_end == previous_end and start - kept_end <= LIST_GAP
-    if listed and _LIST_GAP.fullmatch(scan, kept_end, start):
-        return True
-    window = scan[max(previous_end, start - LABEL_REACH) : start]
-    window = window[max(window.rfind("\x00"), window.rfind("\x01")) + 1 :]
-    labelled = _TX_LABEL.search(window) or _EXPLORER.search(window)
-    if not labelled:
-        return False
-    return not _KEY_WORDS.search(window, 0, labelled.start())

@@ -1,30 +1,26 @@
 """Find BIP-39 recovery phrases in text (pure): the policy, and the English finder.
 
-Wordlists (English, simplified and traditional Chinese) and separators: see ``bip39``.
+Wordlists (English, simplified and traditional Chinese), separators, keywords and the
+checksum: see ``bip39``.
 
-- English: 12 or more wordlist words in a row, case-insensitive; a run of 13 or 30 is
-  masked whole. A typo (4-9 letters, one edit away from a wordlist word) is tolerated when
-  typos are at least 6 words apart; one at either end counts only when it makes the 12.
-  No checksum: users mistype, and prose does not give 12 wordlist words in a row ("a",
-  "the", "of", "to", "is" are not in the list; 7 is the longest run in 5.7 MB of English).
-- Chinese, a separator between every character: 12 or more in a row whose characters are
-  as rare as random draws (``chinese_phrases.RARITY``); no checksum.
-- Chinese without separators is where the lists fail: they hold the 2,048 most frequent
-  characters, 98 % of ordinary text, and prose is full of 12-character runs. A glued
-  phrase needs proof that it is random: a line of exactly 12/15/18/21/24 characters whose
-  BIP-39 checksum holds and whose rarity is at least ``GLUED_RARITY`` (5.8); or, with no
-  checksum (typos), a mnemonic keyword (助记词, 私钥, seed phrase...) just before 12+
-  characters of which 12 in a row reach ``RARITY`` (5.4). The mask then runs from the
-  keyword to the end of the line, or to the first comma once it holds 12 characters (48
-  at most, to a group's end).
+- English: a run of wordlist words (case-insensitive; any separators of ``bip39.GAP``
+  between them: spaces, line breaks, commas, slashes, dashes, quotes, list numbering)
+  holds a phrase where 12, 15, 18, 21 or 24 words in a row pass the BIP-39 checksum,
+  with at most 3 other words of the run on either side, or filling their line (see
+  ``bip39.phrases``). A list of ordinary words ("Interests: music, video, game, ...")
+  passes once in 16 at 12 words and at worst once in 4 at 15 (bench/SECRETS.md). Only
+  the passing words are masked: "help!" after a phrase stays, but for once in 16. A
+  typo (4-9 letters, one edit away from a wordlist word) is read as each word it may
+  stand for (at most 64 readings a window); typos must be at least 6 words apart.
+- A run that holds no such phrase (a wrong word, typos too close, more words around)
+  is still masked when a keyword announces it (``bip39.KEYWORD``: seed phrase, recovery
+  words, mnemonic, private key, 助记词...; at most ``KEYWORD_REACH`` characters before it,
+  in the same sentence): from the keyword on, when 12 words or more.
+- Chinese, spaced or glued: see ``chinese_phrases``.
 
-Rarity is the mean ln(rank + 1) of the characters; the Chinese lists are ordered by
-frequency. Random phrases score 6.6 on average, prose 4.8: of 5,000 generated 12-word
-phrases 0.02 % fall under 5.4 and 0.7 % under 5.8 (longer phrases vary less).
-False positives measured: none in the development mail corpus (1,174 files) nor in 5.7 MB
-of English (licences, package docs, Python sources); in 3.6 MB of Chinese UI catalogues
-(gettext zh_CN/zh_TW) 7 lines, and 5 in 260 KB of old Traditional Chinese man pages
-written with a space between every character.
+Prose does not give 12 wordlist words in a row ("a", "the", "of", "to", "is" are not in
+the list; 7 is the longest run in 5.7 MB of English), lists do: the checksum tells them
+apart. False positives measured: bench/SECRETS.md.
 
 Each decision reads only its run and the text back to the previous finding, so masked
 text scans the same way again (idempotence). In the scanned text ``\\x00`` stands for a
@@ -34,27 +30,44 @@ masked key (glued like the letters it replaced) and ``\\x01`` for a masked phras
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from mailticket.bip39 import GAP, MIN_WORDS, Phrase, Wordlists, split, wordlists
+from mailticket.bip39 import (
+    GAP,
+    MIN_WORDS,
+    Phrase,
+    Wordlists,
+    keywords,
+    lines,
+    phrases,
+    split,
+    wordlists,
+)
 from mailticket.chinese_phrases import find_chinese
 
 __all__ = ["Phrase", "find_phrases"]
 
 TYPO_DISTANCE: Final = 6  # typos closer than this many words end the run
+KEYWORD_REACH: Final = 40  # characters between a keyword and the phrase it announces
 
 _LETTERS = re.compile(r"([A-Za-z]+)")
 _HIT_STRETCH = re.compile("1+(?:01+)*")  # no phrase spans two non-words in a row
 _GLUE = frozenset("0123456789\x00")  # a word touching one of these is no word
+_SENTENCE_END = re.compile(r"[.!?。！？](?:\s|\Z)|[\x00\x01]")
 
 
 def find_phrases(scan: str) -> list[Phrase]:
     """Every recovery phrase in ``scan``, in order."""
     lists = wordlists()
-    english = list(_english(_tokens(scan, lists)))
-    return sorted(english + find_chinese(scan, lists, english), key=lambda p: p.start)
+    marks = keywords(scan)
+    english: list[Phrase] = []
+    for part in _english(_tokens(scan, lists)):
+        floor = english[-1].end if english else 0
+        english += _english_phrases(part, scan, marks, floor)
+    return sorted(english + find_chinese(scan, lists, english, marks), key=lambda p: p.start)
 
 
 # English: one token per word; None for a word that ends a run.
@@ -64,7 +77,8 @@ def find_phrases(scan: str) -> list[Phrase]:
 class _Token:
     start: int
     end: int
-    typo: bool
+    indexes: tuple[int, ...]  # the wordlist words it may be: one, or several for a typo
+    typo: bool = False
 
 
 def _tokens(scan: str, lists: Wordlists) -> Iterator[_Token | None]:
@@ -84,14 +98,16 @@ def _stretch_tokens(
     previous: _Token | None = None
     for i in range(2 * first + 1, 2 * stop + 1, 2):
         word, before, after = parts[i].lower(), parts[i - 1], parts[i + 1]
-        hit = word in lists.english
+        index = lists.english.get(word)
         joined = previous is not None and (before == " " or GAP.fullmatch(before) is not None)
-        typo_allowed = previous is None or not previous.typo
         token: _Token | None = None
         if before[-1:] in _GLUE or after[:1] in _GLUE or not 3 <= len(word) <= 9:
             token = None
-        elif hit or (typo_allowed and _typo(word, lists)):
-            token = _Token(ends[i - 1], ends[i], not hit)
+        elif index is not None:
+            token = _Token(ends[i - 1], ends[i], (index,))
+        elif previous is None or not previous.typo:
+            readings = _readings(word, lists)
+            token = _Token(ends[i - 1], ends[i], readings, True) if readings else None
         if previous is not None and (token is None or not joined):
             yield None
         if token is not None:
@@ -99,35 +115,64 @@ def _stretch_tokens(
         previous = token
 
 
-def _typo(word: str, lists: Wordlists) -> bool:
-    """One insertion, deletion, substitution or swap away from an English wordlist word."""
+def _readings(word: str, lists: Wordlists) -> tuple[int, ...]:
+    """The wordlist words one insertion, deletion, substitution or swap from ``word``."""
     if len(word) < 4:
-        return False
-    if word in lists.deletions:
-        return True
-    shorter = (word[:i] + word[i + 1 :] for i in range(len(word)))
-    return any(s in lists.english or s in lists.deletions for s in shorter)
+        return ()
+    found = set(lists.near.get(word, ()))
+    for i in range(len(word)):
+        shorter = word[:i] + word[i + 1 :]
+        found.update(lists.near.get(shorter, ()))
+        if shorter in lists.english:
+            found.add(lists.english[shorter])
+    return tuple(sorted(found))
 
 
-def _english(tokens: Iterator[_Token | None]) -> Iterator[Phrase]:
+def _english(tokens: Iterator[_Token | None]) -> Iterator[list[_Token]]:
     """Runs cut at non-words and at typos closer than TYPO_DISTANCE; 12+ words each."""
     part: list[_Token] = []
     last_typo = -TYPO_DISTANCE
     for token in tokens:
         if token is None or (token.typo and len(part) - last_typo < TYPO_DISTANCE):
-            yield from _english_part(part)
+            if len(part) >= MIN_WORDS:
+                yield part
             part, last_typo = [], -TYPO_DISTANCE
             continue
         if token.typo:
             last_typo = len(part)
         part.append(token)
-    yield from _english_part(part)
+    if len(part) >= MIN_WORDS:
+        yield part
 
 
-def _english_part(part: list[_Token]) -> Iterator[Phrase]:
-    """A typo at either end belongs to the phrase only when the phrase needs it."""
-    core = part[1:] if part and part[0].typo else part
-    core = core[:-1] if core and core[-1].typo else core
-    words = core if len(core) >= MIN_WORDS else part
-    if len(words) >= MIN_WORDS and len(core) >= MIN_WORDS - 2:
-        yield Phrase(words[0].start, words[-1].end, "english")
+def _english_phrases(
+    part: list[_Token], scan: str, marks: Sequence[tuple[int, int]], floor: int
+) -> list[Phrase]:
+    """Checksummed phrases; else the run after a keyword, if one announces it."""
+    spans = phrases([t.indexes for t in part], lines([(t.start, t.end) for t in part], scan))
+    if spans:
+        return [Phrase(part[a].start, part[b - 1].end, "english") for a, b in spans]
+    announced = _announced(part, scan, marks, floor)
+    return [announced] if announced else []
+
+
+def _announced(
+    part: list[_Token], scan: str, marks: Sequence[tuple[int, int]], floor: int
+) -> Phrase | None:
+    """The words after a keyword, when 12 or more (a typo at an end only if needed)."""
+    first = bisect_left(marks, part[0].start - KEYWORD_REACH, key=lambda m: m[1])
+    for m_start, m_end in marks[first:]:
+        if m_end > part[-1].start:
+            break
+        words = [t for t in part if t.start >= m_end]
+        gap_end = words[0].start
+        if m_start < floor or gap_end - m_end > KEYWORD_REACH:
+            continue
+        if _SENTENCE_END.search(scan, m_end, gap_end):
+            continue
+        core = words[1:] if words[0].typo else words
+        core = core[:-1] if core and core[-1].typo else core
+        chosen = core if len(core) >= MIN_WORDS else words
+        if len(chosen) >= MIN_WORDS and len(core) >= MIN_WORDS - 2:
+            return Phrase(chosen[0].start, chosen[-1].end, "english")
+    return None

@@ -5,6 +5,7 @@ Built once by ``load_settings`` and passed down; nothing else reads the environm
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 import typing
@@ -68,6 +69,10 @@ class ImapAccount(Section):
     poll_interval: Duration = timedelta(seconds=60)
     idle: bool = True
     since: date | None = None
+    # the server's own Authentication-Results (agents.trusted_authserv_id) and spam
+    # verdict headers are read on this account's mail: only when the MTA that delivers to
+    # this mailbox strips incoming copies of them (docs/postfix.md)
+    trust_authentication_results: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> ImapAccount:
@@ -140,11 +145,59 @@ class TicketSettings(Section):
     auto_reply_per_ticket: RateLimit = Rate(3, timedelta(hours=1))  # per recipient and ticket
     auto_reply_global: RateLimit = Rate(600, timedelta(minutes=1))  # all recipients together
     auto_reply_pause: Duration = timedelta(hours=1)
+    # a ticket's participants (requester and Cc) and the recipients of any one mail we send
+    max_participants: int = 10
+    # relays and notices on one ticket (loop guard: two autoresponders through us); past
+    # it the ticket is tagged loop-suspected, the agents get one notice, nothing more goes
+    ticket_mail_budget: RateLimit = Rate(30, timedelta(hours=1))
+    # new tickets one sender opens with an agent_new each; past it, one digest to agents
+    new_tickets_per_sender: RateLimit = Rate(5, timedelta(minutes=10))
+
+    @model_validator(mode="after")
+    def _participants(self) -> TicketSettings:
+        if self.max_participants < 1:
+            raise ValueError("max_participants must be at least 1")
+        return self
+
+
+def _network(value: object) -> object:
+    """An IP network ("10.0.0.0/8", "::1", "127.0.0.1"), checked now: a typo here would
+    trust nobody, or everybody."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"not an IP network: {value!r}") from None
+
+
+Network = Annotated[str, BeforeValidator(_network)]
 
 
 class AgentSettings(Section):
-    require_authenticated: bool = False
+    # an agent's mail acts only when authenticated (see agent_auth.py); false is unsafe on
+    # the Internet, and `status` says so
+    require_authenticated: bool = True
     trusted_authserv_id: str | None = None
+    # SMTP peers whose Authentication-Results and spam verdict headers are read
+    trusted_relays: tuple[Network, ...] = ()
+
+
+class SpamSettings(Section):
+    """The verdict of the MTA in front (rspamd, SpamAssassin, DMARC), read only on mail
+    from agents.trusted_relays or an IMAP account with trust_authentication_results."""
+
+    enabled: bool = True
+    # X-Spam-Flag: YES, X-Spam: Yes, X-Spam-Status: Yes, score=...
+    flag_headers: tuple[str, ...] = ("x-spam-flag", "x-spam", "x-spam-status")
+    # rspamd's X-Spamd-Result "default: False [12.3 / 15.0]", X-Spam-Score: 7.1 (X-Spam-Status
+    # has its own Yes/No, read as a flag)
+    score_headers: tuple[str, ...] = ("x-spamd-result", "x-spam-score")
+    score_threshold: float = 6.0
+    # Authentication-Results (from agents.trusted_authserv_id): dmarc=fail under a reject or
+    # quarantine policy, or spf=fail
+    dmarc_fail: bool = True
+    spf_fail: bool = False
 
 
 class SchedulerSettings(Section):
@@ -168,6 +221,7 @@ class Settings(Section):
     outbound: OutboundSettings = OutboundSettings()
     tickets: TicketSettings = TicketSettings()
     agents: AgentSettings = AgentSettings()
+    spam: SpamSettings = SpamSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()

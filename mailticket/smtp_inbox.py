@@ -7,6 +7,7 @@ answers 250 only after that returns (the mail is committed), 451 when the store 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Collection
@@ -25,15 +26,36 @@ STORAGE_FULL = "452 4.3.1 Insufficient system storage, try again later"
 TOO_BIG = "552 5.3.4 Message too big for system"
 LOCAL_ERROR = "451 4.3.0 Temporary local error, try again later"
 
-Submit = Callable[[bytes, bool], Awaitable[object]]
+Submit = Callable[[bytes, bool, bool], Awaitable[object]]  # (raw, notify, trusted)
 
 
 class InboxHandler:
-    def __init__(self, submit: Submit, accept: Collection[str], max_size: int) -> None:
+    def __init__(
+        self,
+        submit: Submit,
+        accept: Collection[str],
+        max_size: int,
+        trusted_relays: Collection[str] = (),
+    ) -> None:
         self._submit = submit
         self._accept = frozenset(address.lower() for address in accept)
         self._max_size = max_size
+        self._trusted = tuple(ipaddress.ip_network(net) for net in trusted_relays)
         self.in_flight = 0
+
+    def trusted(self, session: Session) -> bool:
+        """Whether the peer is one of ``agents.trusted_relays``: only then are the
+        Authentication-Results and spam headers it added read (any sender can write them)."""
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
+        if not self._trusted or not isinstance(peer, str):
+            return False
+        try:
+            address = ipaddress.ip_address(peer.partition("%")[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._trusted)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -50,7 +72,7 @@ class InboxHandler:
             return TOO_BIG
         self.in_flight += 1
         try:
-            await self._submit(raw, True)
+            await self._submit(raw, True, self.trusted(session))
         except StorageFull as exc:
             log.warning("smtp: %s -> 452", exc)
             return STORAGE_FULL

@@ -2,7 +2,8 @@
 
 Every SQLAlchemy connection error is mapped to TemporaryFailure here, so entry points
 answer 451 / exit 75 without knowing SQLAlchemy; a lock conflict between daemons
-(PostgreSQL deadlock or serialization failure) is the subclass Conflict, worth retrying.
+(PostgreSQL deadlock or serialization failure) is the subclass Conflict, worth retrying,
+and a database that takes no writes (read-only files or server) the subclass ReadOnly.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, func, text, update
+from sqlalchemy import bindparam, delete, event, false, func, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -28,6 +29,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 from mailticket.decision_parts import GuardHistory, GuardWindows
 from mailticket.errors import StorageFull, TemporaryFailure
 from mailticket.models import Setting, Ticket
+from mailticket.sqlite_guard import ReadOnlyGuard, file_problem
 
 _TABLES = SQLModel.metadata.tables  # Core handles for the hot path (no ORM unit of work)
 TICKET, PARTICIPANT, INBOUND = _TABLES["ticket"], _TABLES["participant"], _TABLES["inbound"]
@@ -49,7 +51,10 @@ def make_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
         event.listen(engine, "begin", _sqlite_begin_immediate)
         database = engine.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            _TURNS[engine] = WriteTurn(Path(database), busy_timeout)
+            turn = _TURNS[engine] = WriteTurn(Path(database), busy_timeout)
+            event.listen(
+                engine, "do_connect", lambda _d, _r, args, kw: turn.guard.opening(args, kw)
+            )
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
@@ -103,8 +108,14 @@ class Conflict(TemporaryFailure):
     failure): nothing was committed, and running it again is expected to succeed."""
 
 
+class ReadOnly(TemporaryFailure):
+    """The database takes no writes now: its files or file system turned read-only, or
+    PostgreSQL is read-only (a standby, ``default_transaction_read_only``)."""
+
+
 _CONFLICTS = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 _DISK_FULL, _SQLITE_FULL = "53100", 13
+_READ_ONLY, _SQLITE_READONLY = "25006", 8  # read_only_sql_transaction; SQLITE_READONLY_*
 
 
 @contextmanager
@@ -148,16 +159,19 @@ class WriteTurn:
     """
 
     def __init__(self, path: Path, timeout: float) -> None:
-        self._path = path
+        self.path = path
         self._timeout = timeout
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self.guard = ReadOnlyGuard(path)  # files turned read-only: no transaction, no SIGBUS
 
     @contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, engine: Engine) -> Iterator[None]:
         if not self._lock.acquire(timeout=self._timeout):
             raise TemporaryFailure(f"database busy: no turn to write in {self._timeout:g}s")
         try:
+            if problem := self.guard.problem(engine):
+                raise ReadOnly(f"database read-only: {problem}")
             fd = self._file()
             self._wait_for(fd)
             try:
@@ -170,7 +184,7 @@ class WriteTurn:
     def _file(self) -> int:
         if self._fd is None:
             try:
-                self._fd = os.open(self._path, os.O_RDONLY | os.O_CREAT, 0o600)
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o600)
             except OSError as exc:
                 raise TemporaryFailure(f"database unavailable: {exc}") from exc
         return self._fd
@@ -196,7 +210,7 @@ _TURNS: weakref.WeakKeyDictionary[Engine, WriteTurn] = weakref.WeakKeyDictionary
 
 def _turn(engine: Engine) -> AbstractContextManager[None]:
     turn = _TURNS.get(engine)
-    return turn.held() if turn is not None else nullcontext()
+    return turn.held(engine) if turn is not None else nullcontext()
 
 
 @contextmanager
@@ -210,6 +224,8 @@ def _mapped_errors() -> Iterator[None]:
             raise Conflict(f"lock conflict: {_first_line(exc)}") from exc
         if _is_full(exc):
             raise StorageFull(f"database storage full: {_first_line(exc)}") from exc
+        if _is_read_only(exc):
+            raise ReadOnly(f"database read-only: {_first_line(exc)}") from exc
         raise TemporaryFailure(f"database unavailable: {_first_line(exc)}") from exc
 
 
@@ -224,15 +240,39 @@ def _is_full(exc: DBAPIError) -> bool:
     )
 
 
+def write_problem(engine: Engine) -> str | None:
+    """Why the database takes no write now, or None: its files, then a write rehearsed
+    and rolled back."""
+    turn = _TURNS.get(engine)
+    found = file_problem(turn.path) if turn is not None else None
+    if found is not None:
+        return f"database read-only: {found}"
+    try:
+        with rolled_back(engine) as connection:
+            connection.execute(_NO_WRITE)
+    except ReadOnly as exc:
+        return str(exc)
+    return None
+
+
+def _is_read_only(exc: DBAPIError) -> bool:
+    """SQLite's SQLITE_READONLY (any extended code) or PostgreSQL's read-only transaction."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return (isinstance(code, int) and code & 0xFF == _SQLITE_READONLY) or getattr(
+        exc.orig, "sqlstate", None
+    ) == _READ_ONLY
+
+
 def connection_of(session: Session | Connection) -> Connection:
     """The Core connection of a session's transaction (or the connection itself)."""
     return session if isinstance(session, Connection) else session.connection()
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """A connection, lock or server problem (as opposed to a bad statement or row)."""
+    """A connection, lock or server problem, or a database that takes no writes (as
+    opposed to a bad statement or row)."""
     return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_read_only(exc))
     )
 
 
@@ -271,6 +311,7 @@ _TICKET_FOR_MESSAGE_IDS = (
 _UNDELIVERABLE_UNTIL = core_select(UNDELIVERABLE.c.until).where(
     UNDELIVERABLE.c.address == bindparam("address")
 )
+_NO_WRITE = update(TICKET).where(false()).values(subject=TICKET.c.subject)  # still a write
 _PAUSED_UNTIL = core_select(AUTO_PAUSE.c.until).where(AUTO_PAUSE.c.address == bindparam("address"))
 
 

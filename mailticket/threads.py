@@ -64,15 +64,26 @@ def with_tag(subject: str, prefix: str, number: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MessageIdSigner:
-    """Signs the Message-IDs we send so that a reply proves which ticket it answers."""
+    """Signs the Message-IDs we send so that a reply proves which ticket it answers, and,
+    for a mail to one recipient, that the replier reads that recipient's mailbox.
+
+    ``<MT-123.<nonce><sig>.<to-sig>@host>``: ``sig`` signs the ticket, ``to-sig`` the ticket
+    and the recipient. Only the recipient (and whoever they forward it to) has seen the
+    id, so a mail that references it from that address is that address's owner's: an
+    agent who replies to a notification acts, without DKIM. The id is never copied into
+    a mail to anyone else (``tickets.conversation`` gives each recipient their own).
+    """
 
     secret: bytes
     prefix: str
     host: str
 
-    def new(self, number: int) -> str:
+    def new(self, number: int, recipient: str | None = None) -> str:
         nonce = secrets.token_hex(_NONCE_HEX // 2)
-        return f"<{self.prefix}-{number}.{nonce}{self._sign(number, nonce)}@{self.host}>"
+        signed = f"{nonce}{self._sign(number, nonce)}"
+        if recipient:
+            signed += "." + self._sign(number, nonce, recipient.lower())
+        return f"<{self.prefix}-{number}.{signed}@{self.host}>"
 
     def verify(self, message_id: str) -> int | None:
         """The ticket number of one of our Message-IDs, or None when it is not ours."""
@@ -84,15 +95,40 @@ class MessageIdSigner:
         expected = self._sign(number, nonce)
         return number if hmac.compare_digest(signature, expected) else None
 
-    def _sign(self, number: int, nonce: str) -> str:
-        payload = f"{self.prefix}-{number}.{nonce}".encode()
-        return hmac.new(self.secret, payload, hashlib.sha256).hexdigest()[:_SIG_HEX]
+    def sent_to(self, message_id: str, address: str) -> int | None:
+        """The ticket of one of our Message-IDs that we sent to ``address``, else None."""
+        match = _signed_pattern(self.prefix).match(message_id.strip())
+        if not match or not match[3] or self.verify(message_id) is None:
+            return None
+        number, nonce = int(match[1]), match[2][:_NONCE_HEX]
+        expected = self._sign(number, nonce, address.lower())
+        return number if hmac.compare_digest(match[3], expected) else None
+
+    def _sign(self, number: int, nonce: str, recipient: str = "") -> str:
+        payload = f"{self.prefix}-{number}.{nonce}"
+        if recipient:
+            payload += f" to {recipient}"
+        return hmac.new(self.secret, payload.encode(), hashlib.sha256).hexdigest()[:_SIG_HEX]
 
 
 @lru_cache(maxsize=32)
 def _signed_pattern(prefix: str) -> re.Pattern[str]:
     width = _NONCE_HEX + _SIG_HEX
-    return re.compile(rf"^<{re.escape(prefix)}-(\d{{1,12}})\.([0-9a-f]{{{width}}})@[^>]+>$")
+    return re.compile(
+        rf"^<{re.escape(prefix)}-(\d{{1,12}})\.([0-9a-f]{{{width}}})(?:\.([0-9a-f]{{{_SIG_HEX}}}))?@[^>]+>$"
+    )
+
+
+def replied_to(
+    reference_ids: Sequence[str], address: str, signer: MessageIdSigner
+) -> tuple[int, str] | None:
+    """(ticket, id) of the newest of our Message-IDs sent to ``address`` that the mail
+    references: proof that its sender reads that mailbox."""
+    for message_id in reversed(reference_ids):
+        number = signer.sent_to(message_id, address) if address else None
+        if number is not None:
+            return number, message_id
+    return None
 
 
 def find_thread(

@@ -13,12 +13,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, CursorResult, bindparam, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    CursorResult,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlmodel import Session
 
 from mailticket import sla, store
 from mailticket.business_calendar import Due
-from mailticket.decision import Context, Decision, TicketFacts
+from mailticket.decision import Context, Decision, Pending, TicketFacts
 from mailticket.decision_parts import NO_CHANGES, Changes, GuardHistory, GuardWindows
 from mailticket.mail import InboundMail
 from mailticket.outbox import Outgoing
@@ -74,6 +84,7 @@ class SessionView:
             assignee=row.assignee,
             priority=row.priority,
             cc=tuple(address for address in found if address != row.requester),
+            tags=tuple(row.tags.split()),
         )
 
     def requester_of(self, number: int) -> str | None:
@@ -91,6 +102,29 @@ class SessionView:
     ) -> GuardHistory:
         return store.guard_history(self._session, address, ticket, now, windows)
 
+    def received_on_ticket(self, number: int, since: datetime, limit: int) -> int:
+        values = {"number": number, "since": since, "limit": limit}
+        return int(self._session.execute(_RECEIVED_ON_TICKET, values).scalar_one())
+
+    def opened_by(self, address: str, since: datetime, limit: int) -> int:
+        values = {"address": address, "since": since, "limit": limit}
+        return int(self._session.execute(_OPENED_BY, values).scalar_one())
+
+    def pending_confirmation(self, number: int, message_ids: Sequence[str]) -> Pending | None:
+        """The unverified mail an agent_confirm request among ``message_ids`` asked about,
+        unless a reply has applied it already."""
+        if not message_ids:
+            return None
+        values = {"number": number, "ids": list(message_ids)}
+        for request_id, original in self._session.execute(_CONFIRM_REQUESTS, values):
+            if self._session.execute(_CONFIRMED, {"number": number, "id": request_id}).first():
+                continue
+            found = self._session.execute(_UNVERIFIED, {"number": number, "id": original}).first()
+            if found is not None:
+                recipients = tuple(filter(None, (found.to_addrs or "").split(",")))
+                return Pending(request_id, original, found.text, recipients)
+        return None
+
 
 # Statements built once (see ``store``): intake runs them for every mail.
 _NUMBER: BindParameter[int] = bindparam("number")
@@ -101,6 +135,7 @@ _TICKET_FACTS = select(
     TICKET.c.closed_at,
     TICKET.c.assignee,
     TICKET.c.priority,
+    TICKET.c.tags,
 ).where(TICKET.c.number == _NUMBER)
 _TICKET_FACTS_LOCKED = _TICKET_FACTS.with_for_update()
 _TICKET_ROW = select(TICKET).where(TICKET.c.number == _NUMBER)
@@ -116,6 +151,39 @@ _CONVERSATION = (
     select(MESSAGE.c.message_id, MESSAGE.c.direction, MESSAGE.c.from_addr, MESSAGE.c.to_addrs)
     .where(MESSAGE.c.ticket_number == _NUMBER)
     .order_by(MESSAGE.c.id)
+)
+_SINCE: BindParameter[datetime] = bindparam("since")
+_LIMIT: BindParameter[int] = bindparam("limit")
+_RECEIVED_ON_TICKET = select(func.count()).select_from(  # by the time we received them
+    select(EVENT.c.id)
+    .where(EVENT.c.ticket_number == _NUMBER, EVENT.c.kind == "received", EVENT.c.at >= _SINCE)
+    .limit(_LIMIT)
+    .subquery()
+)
+_OPENED_BY = select(func.count()).select_from(
+    select(TICKET.c.number)
+    .where(TICKET.c.requester == bindparam("address"), TICKET.c.created_at >= _SINCE)
+    .limit(_LIMIT)
+    .subquery()
+)
+_CONFIRM_REQUESTS = (
+    select(EVENT.c.message_id, EVENT.c.detail)
+    .where(
+        EVENT.c.ticket_number == _NUMBER,
+        EVENT.c.kind == "confirm_requested",
+        EVENT.c.message_id.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(EVENT.c.id.desc())
+)
+_CONFIRMED = select(EVENT.c.id).where(
+    EVENT.c.ticket_number == _NUMBER,
+    EVENT.c.kind == "confirmed",
+    EVENT.c.message_id == bindparam("id"),
+)
+_UNVERIFIED = select(MESSAGE.c.text, MESSAGE.c.to_addrs).where(
+    MESSAGE.c.ticket_number == _NUMBER,
+    MESSAGE.c.message_id == bindparam("id"),
+    MESSAGE.c.kind == "unverified",
 )
 _INSERT_TICKET, _INSERT_PARTICIPANT = insert(TICKET), insert(PARTICIPANT)
 _INSERT_INBOUND, _INSERT_MESSAGE = insert(INBOUND), insert(MESSAGE)
@@ -155,7 +223,7 @@ def open_ticket(
 ) -> TicketState:
     routing = decision.routing
     assert routing is not None
-    status = "closed" if routing.drop else "new"
+    status = "closed" if routing.drop else "spam" if decision.spam else "new"
     due_at = due.at if due else None
     clock = sla.TicketClock(status=status, created_at=now, due_at=due_at)
     fields = json.dumps(dict(routing.fields), ensure_ascii=False)
@@ -179,7 +247,8 @@ def open_ticket(
         "next_action_at": sla.next_due(clock, rules.followup_policy(routing.priority)),
     }
     number = new_id(connection.execute(_INSERT_TICKET, values))
-    add_participants(connection, number, _wanted(mail, requester=True), known=())
+    wanted = [(mail.from_addr, "requester")] if mail.from_addr else []
+    add_participants(connection, number, wanted, known=())  # Cc: participant_events
     return TicketState(
         number, subject, status, routing.priority, routing.queue, mail.from_addr,
         mail.language, now, due_at, fields,
@@ -221,22 +290,47 @@ def new_id(result: CursorResult[Any]) -> int:
     return number
 
 
-def _wanted(mail: InboundMail, *, requester: bool) -> list[tuple[str, str]]:
-    wanted = [(mail.from_addr, "requester")] if requester and mail.from_addr else []
-    return wanted + [(address, "cc") for address in mail.cc]
-
-
 def add_participants(
     connection: Connection, number: int, wanted: Iterable[tuple[str, str]], known: Iterable[str]
-) -> None:
+) -> list[str]:
+    """Add the addresses not yet known; returns those added."""
     seen = set(known)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for address, role in wanted:
         if address and address not in seen:
             seen.add(address)
             rows.append({"ticket_number": number, "address": address, "role": role})
     if rows:
         connection.execute(_INSERT_PARTICIPANT, rows)
+    return [row["address"] for row in rows]
+
+
+_REMOVE_PARTICIPANT = delete(PARTICIPANT).where(
+    PARTICIPANT.c.ticket_number == bindparam("ticket"),
+    PARTICIPANT.c.address == bindparam("address"),
+    PARTICIPANT.c.role != "requester",
+)
+
+
+def participant_events(
+    connection: Connection,
+    number: int,
+    added: Sequence[str],
+    removed: Sequence[str],
+    why: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Add and remove Cc participants; one log row per change (who may now read the
+    ticket's answers is never changed silently)."""
+    events = []
+    known = participants(connection, number)
+    for address in add_participants(connection, number, [(a, "cc") for a in added], known):
+        events.append(event(number, "participant", f"+{address}: {why}", now))
+    for address in removed:
+        gone = connection.execute(_REMOVE_PARTICIPANT, {"ticket": number, "address": address})
+        if gone.rowcount:
+            events.append(event(number, "participant", f"-{address}: {why}", now))
+    return events
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,8 +379,6 @@ def add_message(
     kind: str,
     inbound_id: int,
     now: datetime,
-    *,
-    new_ticket: bool = False,
 ) -> None:
     values = {
         "ticket_number": number,
@@ -317,10 +409,6 @@ def add_message(
                 }
                 for part in mail.attachments
             ],
-        )
-    if kind in ("reply", "request") and not new_ticket:  # open_ticket added them
-        add_participants(
-            connection, number, _wanted(mail, requester=False), participants(connection, number)
         )
 
 

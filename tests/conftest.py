@@ -177,3 +177,20 @@ def build_mail(
         message[name] = value
     message.set_content(body, charset=charset)
     return message.as_bytes(policy=SMTP)  # CRLF, as mail travels
+
+
+def last_sent_to(core: Core, address: str) -> str | None:
+    """The Message-ID of the newest mail we queued for ``address``: an agent who replies to
+    it proves they read that mailbox (our ids are signed per recipient)."""
+    from sqlmodel import Session, col, select
+
+    from mailticket.models import Outbox
+
+    with Session(core.engine) as session:
+        query = (
+            select(Outbox.message_id)
+            .where(Outbox.recipient == address)
+            .order_by(col(Outbox.id).desc())
+            .limit(1)
+        )
+        return session.exec(query).first()

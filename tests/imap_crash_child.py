@@ -29,7 +29,7 @@ async def main(config: str, host: str, port: str, user: str, password: str, kill
     )
     commits = 0
 
-    async def submit(raw: bytes, notify: bool) -> Accepted:
+    async def submit(raw: bytes, notify: bool, trusted: bool = False) -> Accepted:
         nonlocal commits
         result = core.intake.submit(raw, "imap", notify=notify)
         commits += 1

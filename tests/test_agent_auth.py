@@ -77,8 +77,15 @@ def signed(
     return signature + raw
 
 
-def verdict(raw: bytes, dns: Callable[..., bytes | None], trusted: str | None = TRUSTED) -> Verdict:
-    return authenticate(parse(raw), trusted, dns)
+def verdict(
+    raw: bytes,
+    dns: Callable[..., bytes | None],
+    trusted: str | None = TRUSTED,
+    *,
+    relay: bool = True,
+) -> Verdict:
+    """``relay``: the mail came from a trusted relay, so its Authentication-Results count."""
+    return authenticate(parse(raw), trusted, dns, results_trusted=relay)
 
 
 def test_a_valid_signature_of_the_from_domain_authenticates(key: tuple[bytes, bytes]) -> None:
@@ -133,7 +140,7 @@ def test_a_signature_without_the_from_header_is_refused(key: tuple[bytes, bytes]
     assert edits == 1
     result = verdict(raw, published(key, "example.com"))
     assert not result.authenticated
-    assert "dkim d=example.com does not sign the From header" in result.method
+    assert "dkim d=example.com does not sign date, from, message-id" in result.method
 
 
 def test_an_unpublished_key_fails(key: tuple[bytes, bytes]) -> None:
@@ -163,7 +170,7 @@ def test_two_from_headers_are_never_authenticated(key: tuple[bytes, bytes]) -> N
     # the same address twice: parse() reads it (two different ones are quarantined there)
     raw = signed(raw_mail(headers="From: Alice <alice@example.com>\r\n"), key)
     result = verdict(raw, published(key, "example.com"))
-    assert result == Verdict(False, "not authenticated: 2 From headers")
+    assert result == Verdict(False, "not authenticated: from header repeated")
 
 
 def test_no_signature_and_no_results_header() -> None:
@@ -256,3 +263,57 @@ def test_an_untrusted_pass_does_not_stop_a_failing_signature(key: tuple[bytes, b
     assert not result.authenticated
     assert "no Authentication-Results from mx.example.com" in result.method
     assert "body hash mismatch" in result.method
+
+
+# -- one reading of the identity; what a signature must cover; who may say "pass" --------
+
+
+def test_results_are_not_read_from_a_sender_that_is_no_trusted_relay() -> None:
+    """On a listener facing the Internet the sender writes any Authentication-Results."""
+    forged = "Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\n"
+    result = verdict(raw_mail(headers=forged), dns_for({}), relay=False)
+    assert not result.authenticated
+    assert "did not come from a trusted relay" in result.method
+
+
+def test_an_encoded_word_from_that_reads_two_ways_is_never_authenticated(
+    key: tuple[bytes, bytes],
+) -> None:
+    """Intake reads agent@example.com; a decoding verifier reads mallory@evil.example. The
+    attacker signs for evil.example: nothing may vouch for the agent's domain."""
+    tricky = (
+        "From: =?utf-8?b?Ig==?=x <alice@example.com>"
+        "=?utf-8?b?IiA8bWFsbG9yeUBldmlsLmV4YW1wbGU+?=\r\n"
+    )
+    raw = raw_mail().replace(b"From: Alice Agent <alice@example.com>\r\n", tricky.encode())
+    raw = signed(raw, key, "evil.example")
+    result = verdict(raw, published(key, "evil.example", "example.com"))
+    assert not result.authenticated
+    assert "from reads differently to different parsers" in result.method
+
+
+@pytest.mark.parametrize("header", ["Subject: [MT-2] other\r\n", "Message-ID: <new@evil>\r\n"])
+def test_a_signed_mail_replayed_with_a_second_singleton_on_top_is_refused(
+    key: tuple[bytes, bytes], header: str
+) -> None:
+    """The signature verifies (it covers the bottom copy), intake would read the top one."""
+    raw = header.encode() + signed(raw_mail(), key)
+    result = verdict(raw, published(key, "example.com"))
+    assert not result.authenticated
+    assert "header repeated" in result.method
+
+
+def test_a_signature_must_cover_the_threading_headers_the_mail_has(
+    key: tuple[bytes, bytes],
+) -> None:
+    """An unsigned In-Reply-To could be rewritten to aim the mail at another ticket."""
+    raw = raw_mail(headers="In-Reply-To: <q1@customer.example>\r\n")
+    result = verdict(signed(raw, key), published(key, "example.com"))
+    assert not result.authenticated
+    assert "does not sign in-reply-to" in result.method
+    covering = signed(
+        raw,
+        key,
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"in-reply-to"],
+    )
+    assert verdict(covering, published(key, "example.com")).authenticated

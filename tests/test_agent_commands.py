@@ -9,8 +9,11 @@ import pytest
 from mailticket.agent_commands import (
     AgentMail,
     Assign,
+    CcAdd,
+    CcRemove,
     CommandErrors,
     Known,
+    NotSpam,
     SetPriority,
     SetQueue,
     SetStatus,
@@ -51,6 +54,29 @@ STATUS_SUBJECTS = ("status", "my tickets", "我的工单", "工单状态")
         ("#untag vip", (Untag(("vip",), 1),)),
         ("  #CLOSE  ", (SetStatus("closed", 1),)),
         ("＃close", (SetStatus("closed", 1),)),  # typed with a Chinese input method
+        ("#cc add carol@example.org", (CcAdd("carol@example.org", 1),)),
+        ("#cc add <Carol@Example.ORG>", (CcAdd("carol@example.org", 1),)),
+        (
+            "#cc add carol@example.org dave@example.org,erin@example.org",
+            (
+                CcAdd("carol@example.org", 1),
+                CcAdd("dave@example.org", 1),
+                CcAdd("erin@example.org", 1),
+            ),
+        ),
+        ("#cc add carol@example.org, carol@EXAMPLE.org", (CcAdd("carol@example.org", 1),)),
+        ("#CC ADD carol@bücher.example", (CcAdd("carol@xn--bcher-kva.example", 1),)),
+        ("#cc remove mallory@evil.example", (CcRemove("mallory@evil.example", 1),)),
+        (
+            "#cc remove a@evil.example\n#cc add carol@example.org\n#cc add carol@example.org",
+            (
+                CcRemove("a@evil.example", 1),
+                CcAdd("carol@example.org", 2),
+                CcAdd("carol@example.org", 3),  # twice is no conflict
+            ),
+        ),
+        ("#notspam", (NotSpam(1),)),
+        ("#notspam\n#reopen", (NotSpam(1), SetStatus("open", 2))),
         (
             "\n#priority urgent\n\n#tag outage\n#assign me\n",
             (SetPriority("urgent", 2), Tag(("outage",), 4), Assign(AGENT, 5)),
@@ -103,7 +129,7 @@ def test_note(text: str, commands: tuple[object, ...], rest: str) -> None:
         (
             "#clsoe",
             "line 1: #clsoe: unknown command (known: #close, #resolve, #reopen, #assign,"
-            " #priority, #queue, #tag, #untag, #note)",
+            " #priority, #queue, #tag, #untag, #cc, #notspam, #note)",
         ),
         ("#close now", "line 1: #close: takes no argument (got 'now')"),
         ("#note please", "line 1: #note: takes no argument (got 'please')"),
@@ -116,10 +142,35 @@ def test_note(text: str, commands: tuple[object, ...], rest: str) -> None:
         ("#assign a@x.com b@x.com", "line 1: #assign: takes one address, or 'me'"),
         (
             "#",
-            "line 1: #: unknown command (known: #close, #resolve, #reopen, #assign, #priority, #queue, #tag, #untag, #note)",
+            "line 1: #: unknown command (known: #close, #resolve, #reopen, #assign, #priority,"
+            " #queue, #tag, #untag, #cc, #notspam, #note)",
         ),
         ("#close\n#reopen", "line 2: #reopen conflicts with #close on line 1"),
         ("#priority low\n\n#priority high", "line 3: #priority conflicts with #priority on line 1"),
+        ("#cc", "line 1: #cc: takes 'add' or 'remove', then one or more email addresses"),
+        (
+            "#cc carol@example.org",
+            "line 1: #cc: takes 'add' or 'remove', then one or more email addresses",
+        ),
+        (
+            "#cc + carol@example.org",
+            "line 1: #cc: takes 'add' or 'remove', then one or more email addresses",
+        ),
+        ("#cc add", "line 1: #cc: add takes one or more email addresses"),
+        ("#cc remove , <>", "line 1: #cc: remove takes one or more email addresses"),
+        ("#cc add carol", "line 1: #cc: not an email address: 'carol'"),
+        (
+            "#cc add carol@example.org bob@@example.org",
+            "line 1: #cc: not an email address: 'bob@@example.org'",
+        ),
+        ("#cc add x@nowhere.invalid", "line 1: #cc: not an email address: 'x@nowhere.invalid'"),
+        ("#cc add Carol <carol@example.org>", "line 1: #cc: not an email address: 'Carol'"),
+        (
+            "#cc add carol@example.org\n#cc remove Carol@example.org",
+            "line 2: #cc remove carol@example.org conflicts with #cc add carol@example.org on line 1",
+        ),
+        ("#notspam please", "line 1: #notspam: takes no argument (got 'please')"),
+        ("#notspam\n#notspam", "line 2: #notspam conflicts with #notspam on line 1"),
     ],
 )
 def test_syntax_errors(text: str, errors: str) -> None:
@@ -136,7 +187,7 @@ def test_every_error_is_reported_at_once() -> None:
         (
             "line 2: #priority: unknown priority 'hgih' (known: urgent, high, normal, low)",
             "line 3: #frobnicate: unknown command (known: #close, #resolve, #reopen, #assign,"
-            " #priority, #queue, #tag, #untag, #note)",
+            " #priority, #queue, #tag, #untag, #cc, #notspam, #note)",
             "line 4: #reopen conflicts with #close on line 1",
             "line 5: #assign: carol@example.com is not an agent of any queue",
         )
@@ -154,6 +205,10 @@ def test_every_error_is_reported_at_once() -> None:
         (
             "#assign carol@example.com",
             ("line 1: #assign: carol@example.com is not an agent of any queue",),
+        ),
+        (
+            "#cc add carol@example.org Bob@example.com",
+            ("line 1: #cc: bob@example.com is an agent: agents are never on a ticket's Cc",),
         ),
         (
             "#queue nope\n#priority nope",
@@ -176,6 +231,28 @@ def test_names_are_spelt_as_the_rules_file_does() -> None:
         (SetPriority("high", 1), SetQueue("security", 2), Assign("bob@example.com", 3)),
         note=False,
         text="",
+    )
+
+
+def test_cc_and_notspam_pass_the_check() -> None:
+    text = "#notspam\n#cc add carol@example.org\n#cc remove bob@example.com\n\nWelcome, Carol."
+    assert read_agent_mail(text, AGENT, KNOWN) == AgentMail(
+        (NotSpam(1), CcAdd("carol@example.org", 2), CcRemove("bob@example.com", 3)),
+        note=False,
+        text="Welcome, Carol.",
+    )
+
+
+def test_several_errors_on_cc_lines_are_told_at_once() -> None:
+    result = read_agent_mail(
+        "#cc add carol\n#cc drop dave@example.org\n#cc add alice@example.com", AGENT, KNOWN
+    )
+    assert result == CommandErrors(
+        (
+            "line 1: #cc: not an email address: 'carol'",
+            "line 2: #cc: takes 'add' or 'remove', then one or more email addresses",
+            "line 3: #cc: alice@example.com is an agent: agents are never on a ticket's Cc",
+        )
     )
 
 

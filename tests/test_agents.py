@@ -109,9 +109,11 @@ QUOTE = "\n\nOn Mon, 2 Nov 2026 at 09:00, Support <support@example.org> wrote:\n
 
 def test_agent_reply_is_relayed_to_the_requester_only_new_text(core: Core, clock: Clock) -> None:
     _open(core, cc="Carol <carol@customer.example>")
+    assert any(e.startswith("note: Cc proposed, not added") for e in _events(core))
+    assert "carol@customer.example" in _body(_notification_to(core, AGENT))  # proposed
     seen = _last_outbox_id(core)
     clock.advance(hours=1)
-    _agent_mail(core, "Please clear your cache." + QUOTE)
+    _agent_mail(core, "#cc add carol@customer.example\nPlease clear your cache." + QUOTE)
 
     [relay] = _outbox(core, after=seen)
     assert (relay.template, relay.recipient, relay.extra_recipients) == (
@@ -179,6 +181,7 @@ def test_agent_attachment_is_relayed(core: Core) -> None:
     message["To"] = "support@example.org"
     message["Subject"] = "Re: [MT-1] New ticket: Cannot log in"
     message["Message-ID"] = "<with-file@example.com>"
+    message["In-Reply-To"] = _notification_to(core, AGENT).message_id
     message.set_content("The guide is attached.")
     message.add_attachment(
         b"%PDF-1.4 guide", maintype="application", subtype="pdf", filename="指南.pdf"
@@ -252,7 +255,7 @@ def test_commands_only_change_the_ticket_and_relay_nothing(core: Core, clock: Cl
     assert "assigned: nobody -> second@example.com" in events
     assert any(e.startswith("priority: normal -> urgent; first response due") for e in events)
     assert "tags: +vip +billing" in events
-    assert any(e.startswith("authenticated: agent by From address") for e in events)
+    assert any(e.startswith("authenticated: agent authenticated: reply to <MT-1.") for e in events)
 
 
 def test_untag_queue_and_close(core: Core) -> None:
@@ -361,7 +364,7 @@ def strict_core(
 
 
 def _signed(raw: bytes, domain: bytes, key: bytes) -> bytes:
-    headers = [b"from", b"to", b"subject", b"message-id"]
+    headers = [b"from", b"to", b"subject", b"message-id", b"date"]
     return dkim.sign(raw, b"sel", domain, key, include_headers=headers) + raw
 
 
@@ -373,10 +376,14 @@ def test_forged_agent_cannot_close_or_speak(strict_core: Core) -> None:
     _open(strict_core)
     seen = _last_outbox_id(strict_core)
     result = strict_core.intake.submit(_agent_reply("#close\nDone, bye."), "smtp")
-    assert result.ticket == 2  # not an agent, not a participant: a new linked ticket
+    assert result.ticket == 1  # kept on the ticket as an unverified note
     assert _ticket(strict_core, 1).status == "new"
-    assert not [r for r in _outbox(strict_core, after=seen) if r.template == "agent_reply"]
-    assert any("not treated as an agent" in e for e in _events(strict_core, 2))
+    sent = _outbox(strict_core, after=seen)
+    assert [(r.template, r.recipient) for r in sent] == [("agent_confirm", AGENT)]
+    assert "Done, bye." in _body(sent[0])
+    events = _events(strict_core, 1)
+    assert "note: not applied: stored as an unverified note" in events
+    assert any(e.startswith("confirm_requested: ") for e in events)
 
 
 def test_dkim_signed_agent_is_trusted(strict_core: Core, dkim_key: tuple[bytes, bytes]) -> None:
@@ -393,11 +400,13 @@ def test_dkim_of_another_domain_or_a_tampered_mail_is_no_proof(
 ) -> None:
     _open(strict_core)
     own_domain = _signed(_agent_reply("#close"), b"evil.example", dkim_key[0])
-    assert strict_core.intake.submit(own_domain, "smtp").ticket == 2
+    assert strict_core.intake.submit(own_domain, "smtp").ticket == 1
     signed = _signed(_agent_reply("#resolve"), b"example.com", dkim_key[0])
     tampered = signed.replace(b"#resolve", b"#close\r\n")
-    assert strict_core.intake.submit(tampered, "smtp").ticket == 3
+    assert strict_core.intake.submit(tampered, "smtp").ticket == 1
     assert _ticket(strict_core, 1).status == "new"
+    kinds = [e for e in _events(strict_core) if e.startswith("received: ")]
+    assert kinds[1:] == ["received: unverified from agent@example.com via smtp"] * 2
 
 
 def test_a_mail_parsed_on_the_event_loop_asks_dns_from_another_thread(
@@ -448,6 +457,10 @@ def test_authentication_results_of_our_own_server_count(strict_core: Core) -> No
         headers={"Authentication-Results": ours},
     )
     assert strict_core.intake.submit(vouched, "smtp").ticket == 1
+    assert _ticket(strict_core).status == "new"  # not from a trusted relay: not read
+    assert strict_core.intake.submit(vouched, "smtp", trusted=True).outcome == "duplicate"
+    again = vouched.replace(b"Message-ID: <", b"Message-ID: <again-")
+    assert strict_core.intake.submit(again, "smtp", trusted=True).ticket == 1
     assert _ticket(strict_core).status == "resolved"
     untrusted = build_mail(
         sender=AGENT,
@@ -455,7 +468,7 @@ def test_authentication_results_of_our_own_server_count(strict_core: Core) -> No
         body="#reopen",
         headers={"Authentication-Results": forged_above},
     )
-    assert strict_core.intake.submit(untrusted, "smtp").ticket == 2
+    assert strict_core.intake.submit(untrusted, "smtp", trusted=True).ticket == 1
     assert _ticket(strict_core).status == "resolved"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import mailbox
 import os
@@ -126,6 +127,22 @@ def test_quarantine_list_and_replay(configured: Path) -> None:
     assert replay.returncode == 0
     assert b"quarantined" in replay.stdout  # still unparseable: it stays quarantined
     assert len(json.loads(run(configured, "quarantine", "list", "--json").stdout)) == 1
+
+
+def test_values_from_mail_reach_the_terminal_escaped(configured: Path) -> None:
+    fields = b"".join(b"X-Filler: %d\r\n" % i for i in range(1001))  # quarantined
+    hostile = b"From: a@customer.example\r\nMessage-ID: <q\x1b[2J\x7f@x>\r\n" + fields
+    ingested = run(configured, "ingest", stdin=hostile)
+    assert ingested.stdout == b"quarantined <q\\x1b[2J\\x7f@x>\n"
+    listed = run(configured, "quarantine", "list").stdout
+    assert b"<q\\x1b[2J\\x7f@x> limit: " in listed and b"\x1b" not in listed
+    subject = "=?utf-8?b?" + base64.b64encode("RLO \u202e LS \u2028".encode()).decode() + "?="
+    mail = build_mail(subject="x").replace(b"Subject: x", f"Subject: {subject}".encode())
+    explained = run(configured, "explain", "-", stdin=mail).stdout.decode()
+    assert "subject    RLO \\u202e LS \\u2028\n" in explained
+    as_json = run(configured, "explain", "--json", "-", stdin=mail).stdout.decode()
+    assert '"subject": "RLO \\u202e LS \\u2028"' in as_json
+    assert json.loads(as_json)["subject"] == "RLO \u202e LS \u2028"
 
 
 def test_status_reports_and_exits_1_on_quarantine(configured: Path) -> None:

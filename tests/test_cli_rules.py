@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mnemonic import Mnemonic
 from sqlalchemy import create_engine, inspect, text
 
 from tests.conftest import ROOT, build_mail, make_settings
@@ -213,3 +214,33 @@ def _counts(url: str) -> dict[str, int]:
             }
     finally:
         engine.dispose()
+
+
+PHRASE = Mnemonic("english").to_mnemonic(bytes(range(16)))  # a valid 12-word phrase
+KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+
+
+def test_explain_masks_secrets_as_tickets_show_does(shipped: Path) -> None:
+    mail = shipped / "mail.eml"
+    mail.write_bytes(
+        build_mail(
+            subject=f"withdraw failed, key 0x{KEY}",
+            body=f"My phrase:\n{PHRASE}\nmy key 0x{KEY}\nTxID: {TX}\n",
+        )
+    )
+    text = out(run(shipped, "explain", str(mail)))
+    report = json.loads(run(shipped, "explain", "--json", str(mail)).stdout)
+    for shown in (text, json.dumps(report, ensure_ascii=False)):
+        assert KEY not in shown
+        assert " ".join(PHRASE.split()[3:5]) not in shown
+    assert "subject    withdraw failed, key [secret removed: private key]\n" in text
+    assert "secrets    private key, mnemonic: masked for agents, rules and templates\n" in text
+    assert report["secrets"] == ["private_key", "mnemonic"]
+    assert report["routing"]["fields"] == {"tx_hash": TX}  # the labelled TxID stays
+    assert "secret-exposed" in report["routing"]["tags"]
+
+    clear = json.loads(run(shipped, "explain", "--json", "--raw", str(mail)).stdout)
+    assert clear["subject"] == f"withdraw failed, key 0x{KEY}"
+    same = ("queue", "priority", "tags", "rules", "matched", "fields")
+    # rules see the masked mail either way
+    assert [clear["routing"][k] for k in same] == [report["routing"][k] for k in same]

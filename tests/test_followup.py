@@ -20,7 +20,7 @@ from mailticket.followup import FollowupSweep
 from mailticket.models import Event, Outbox, Ticket
 from mailticket.outbox import message_bytes
 from mailticket.store import TICKET, make_engine
-from tests.conftest import Clock, build_mail, make_settings
+from tests.conftest import Clock, build_mail, last_sent_to, make_settings
 
 RULES = """\
 version: 1
@@ -109,7 +109,10 @@ def test_a_ticket_walks_through_reminder_escalation_and_auto_close(
 
     # the agent answers by mail: the first-response clock stops, the pending one starts
     answer = build_mail(
-        sender="oncall@example.com", subject="Re: [MT-1] Account hacked!", body="Locked it."
+        sender="oncall@example.com",
+        subject="Re: [MT-1] Account hacked!",
+        body="Locked it.",
+        in_reply_to=last_sent_to(core, "oncall@example.com"),
     )
     core.intake.submit(answer, "smtp")
     answered = ticket(core)
@@ -160,7 +163,12 @@ def test_reminders_thread_under_the_conversation_and_carry_the_tag(
 def test_a_resolved_ticket_closes_by_itself_without_mail(followup_core: Core, clock: Clock) -> None:
     core = followup_core
     core.intake.submit(build_mail(message_id="<n1@c.example>"), "smtp")
-    resolve = build_mail(sender="agent@example.com", subject="Re: [MT-1] x", body="#resolve")
+    resolve = build_mail(
+        sender="agent@example.com",
+        subject="Re: [MT-1] x",
+        body="#resolve",
+        in_reply_to=last_sent_to(core, "agent@example.com"),
+    )
     core.intake.submit(resolve, "smtp")
     resolved = ticket(core)
     assert (resolved.status, resolved.next_action_at) == ("resolved", clock.now + timedelta(days=3))
@@ -176,7 +184,12 @@ def test_a_requester_reply_reopens_and_stops_the_pending_clock(
 ) -> None:
     core = followup_core
     core.intake.submit(build_mail(message_id="<p1@c.example>"), "smtp")
-    answer = build_mail(sender="agent@example.com", subject="Re: [MT-1] x", body="Try now.")
+    answer = build_mail(
+        sender="agent@example.com",
+        subject="Re: [MT-1] x",
+        body="Try now.",
+        in_reply_to=last_sent_to(core, "agent@example.com"),
+    )
     core.intake.submit(answer, "smtp")
     assert ticket(core).next_action_at == clock.now + timedelta(days=3)
     clock.advance(days=1)
@@ -278,7 +291,12 @@ def test_a_new_priority_moves_the_due_time_and_the_reminders(
     assert ticket(core).due_at == start + timedelta(hours=24)
     clock.advance(minutes=10)
     core.intake.submit(
-        build_mail(sender="agent@example.com", subject="Re: [MT-1] x", body="#priority urgent"),
+        build_mail(
+            sender="agent@example.com",
+            subject="Re: [MT-1] x",
+            body="#priority urgent",
+            in_reply_to=last_sent_to(core, "agent@example.com"),
+        ),
         "smtp",
     )
     raised = ticket(core)

@@ -92,7 +92,7 @@ class PollerThread:
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
 
-    async def _intake(self, raw: bytes, notify: bool) -> Accepted:
+    async def _intake(self, raw: bytes, notify: bool, trusted: bool = False) -> Accepted:
         self.submitted += 1
         return await asyncio.to_thread(self.core.intake.submit, raw, "imap", notify=notify)
 

@@ -8,6 +8,9 @@ the outbox is parsed back and must hold exactly the headers mailticket writes, o
 from __future__ import annotations
 
 import base64
+import json
+import re
+import smtplib
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -20,6 +23,9 @@ from mailticket.core import Core, build_core
 from mailticket.models import Outbox
 from mailticket.outbox import message_bytes
 from tests.conftest import Clock, make_settings
+from tests.daemon_process import DaemonProcess
+from tests.dovecot import free_port
+from tests.test_cli import run
 
 REQUESTER = "alice@customer.example"
 AGENTS = ("agent@example.com", "second@example.com")  # the general queue of conftest.RULES
@@ -165,3 +171,52 @@ def test_an_encoded_word_inside_an_encoded_word_is_shown_literally(core: Core) -
     literal = "=?utf-8?q?a=0D=0ABcc:_x@evil.example?="
     for _, msg in answers(core, hostile(subject=q(literal))):
         assert str(msg["Subject"]).endswith(f" {literal}")
+
+
+# -- what reaches an admin's terminal and the logs ----------------------------------------
+
+# C0 but LF, DEL, C1, the line and paragraph separators, the bidi controls
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+EVIL = "E\x1b[2J\x1b]0;owned\x07 C1\x85\x9b31m LS\u2028 PS\u2029 RLO\u202e LRI\u2066 DEL\x7f ."
+
+
+def too_many_fields(message_id: bytes) -> bytes:
+    """A mail over the header field limit: quarantined, its Message-ID read from its head."""
+    fields = b"".join(b"X-Filler: %d\r\n" % i for i in range(1001))
+    return b"From: " + REQUESTER.encode() + b"\r\nMessage-ID: " + message_id + b"\r\n" + fields
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_control_characters_reach_no_terminal_and_no_log_line(
+    tmp_path: Path, log_format: str
+) -> None:
+    port = free_port()
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    make_settings(tmp_path, db, smtp={"port": port}, log={"format": log_format})
+    with DaemonProcess(tmp_path, port) as daemon, smtplib.SMTP("127.0.0.1", port) as client:
+        client.sendmail(REQUESTER, ["support@example.org"], hostile(subject=q(EVIL)))
+        client.sendmail(REQUESTER, ["support@example.org"], too_many_fields(q(f"<q{EVIL}@x>")))
+    log = daemon.log()
+    escaped = "\\x1b[2J" if log_format == "text" else "\\u001b[2J"
+    assert "quarantined" in log and escaped in log, log
+    assert UNSAFE.findall(log) == []
+    outputs = {
+        " ".join(args): run(tmp_path, *args).stdout.decode()
+        for args in (
+            ("quarantine", "list"),
+            ("quarantine", "list", "--json"),
+            ("tickets", "list"),
+            ("tickets", "list", "--json"),
+            ("tickets", "show", "MT-1"),
+            ("tickets", "show", "MT-1", "--json"),
+            ("outbox", "list"),
+            ("status",),
+        )
+    }
+    for command, output in outputs.items():
+        assert UNSAFE.findall(output) == [], command
+    assert "\\x1b[2J" in outputs["quarantine list"]  # shown, escaped
+    assert "RLO\\u202e LRI\\u2066" in outputs["tickets show MT-1"]  # the parser drops the rest
+    (row,) = json.loads(outputs["quarantine list --json"])
+    assert row["message_id"].startswith("<qE\x1b[2J\x1b]0;owned\x07")  # JSON keeps the value
+    assert "\u202e" in row["message_id"]

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from mailticket.core import Core
 from mailticket.models import Event, Inbound, Message, Outbox, Ticket, Undeliverable
 from mailticket.outbox import message_bytes
-from tests.conftest import Clock, build_mail
+from tests.conftest import Clock, build_mail, last_sent_to
 
 
 def _tickets(core: Core) -> list[Ticket]:
@@ -140,10 +140,25 @@ def test_foreign_reply_as_note(tmp_path: Path, db_url: str, clock: Clock) -> Non
 
 
 def test_cc_participant_may_reply(core: Core) -> None:
+    """An unverified requester's Cc is only proposed; once an agent adds it, it may write."""
     core.intake.submit(build_mail(cc="Bob <bob@customer.example>"), "smtp")
+    add = build_mail(
+        sender="agent@example.com",
+        subject="Re: [MT-1] Cannot log in",
+        body="#cc add bob@customer.example",
+        in_reply_to=last_sent_to(core, "agent@example.com"),
+    )
+    assert core.intake.submit(add, "smtp").ticket == 1
     reply = build_mail(sender="bob@customer.example", subject="Re: [MT-1] Cannot log in")
     assert core.intake.submit(reply, "smtp").ticket == 1
     assert len(_tickets(core)) == 1
+
+
+def test_a_stranger_in_an_unverified_cc_does_not_join(core: Core) -> None:
+    core.intake.submit(build_mail(cc="Bob <bob@customer.example>"), "smtp")
+    reply = build_mail(sender="bob@customer.example", subject="Re: [MT-1] Cannot log in")
+    assert core.intake.submit(reply, "smtp").ticket == 2  # a new ticket, linked
+    assert len(_tickets(core)) == 2
 
 
 def test_reply_long_after_close_opens_a_new_linked_ticket(core: Core, clock: Clock) -> None:

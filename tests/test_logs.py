@@ -120,3 +120,45 @@ def test_the_setting_from_the_environment(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in done.stderr.decode().splitlines()]
     assert [(e["level"], e["logger"]) for e in entries] == [("warning", "mailticket.core")]
     assert "not found" in entries[0]["message"]
+
+
+# what a mail may carry into a log line, and how each formatter must show it
+CONTROLS = [
+    ("\x1b[2J", "\\x1b[2J", "\\u001b[2J"),
+    ("a\r\nforged line", "a\\r\\nforged line", "a\\r\\nforged line"),
+    ("\x00\x07\x08\x7f", "\\x00\\x07\\x08\\x7f", "\\u0000\\u0007\\b\\u007f"),
+    ("c1 \x85 \x9b31m", "c1 \\x85 \\x9b31m", "c1 \\u0085 \\u009b31m"),
+    ("\u2028\u2029", "\\u2028\\u2029", "\\u2028\\u2029"),
+    ("\u202egpj.exe\u202c \u2066x\u2069", "\\u202egpj.exe\\u202c \\u2066x\\u2069", None),
+    ("工单 ok", "工单 ok", "工单 ok"),
+]
+
+
+@pytest.mark.parametrize(("value", "text", "json_escaped"), CONTROLS)
+def test_control_characters_from_a_mail_are_escaped(
+    value: str, text: str, json_escaped: str | None
+) -> None:
+    extra = {"message_id": f"<{value}@x>", "subject": value}
+    line = emit(TextFormatter(), "%s quarantined: %s", f"<{value}@x>", value, extra=extra)
+    assert line.count("\n") == 1 and line.endswith("\n")
+    assert line.rstrip("\n").endswith(
+        f"<{text}@x> quarantined: {text} message_id=<{text}@x> subject={text}"
+    )
+    raw = emit(JsonFormatter(), "%s quarantined: %s", f"<{value}@x>", value, extra=extra)
+    assert raw.count("\n") == 1
+    assert f'"subject": "{json_escaped or text}"' in raw
+    assert not any(0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029\u202e\u2066" for c in raw)
+    entry = json.loads(raw)
+    assert entry["message"] == f"<{value}@x> quarantined: {value}"
+    assert entry["subject"] == value
+
+
+def test_a_traceback_keeps_its_lines_and_escapes_the_rest() -> None:
+    try:
+        raise ValueError("bad id <a\x1b[31m@x>\u202e")
+    except ValueError:
+        line = emit(TextFormatter(), "failed", exc_info=True)
+    assert line.split("\n")[0].endswith(": failed")
+    assert "\nTraceback (most recent call last):\n" in line
+    assert line.rstrip("\n").endswith("ValueError: bad id <a\\x1b[31m@x>\\u202e")
+    assert "\x1b" not in line and "\u202e" not in line

@@ -18,7 +18,7 @@ from mailticket.core import Core, build_core
 from mailticket.health import collect
 from mailticket.models import Event, Outbox, Ticket
 from mailticket.outbox import message_bytes
-from tests.conftest import Clock, build_mail, make_settings
+from tests.conftest import Clock, build_mail, last_sent_to, make_settings
 
 Responder = Callable[[bytes], bytes | None]
 
@@ -157,7 +157,12 @@ def test_per_ticket_budget_stops_repeated_notices_on_one_ticket(
     for _ in range(5):
         clock.advance(minutes=1)
         for command in ("#resolve", "#reopen"):
-            agent = build_mail(sender="agent@example.com", subject="Re: [MT-1] x", body=command)
+            agent = build_mail(
+                sender="agent@example.com",
+                subject="Re: [MT-1] x",
+                body=command,
+                in_reply_to=last_sent_to(core, "agent@example.com"),
+            )
             core.intake.submit(agent, "smtp")
     with Session(core.engine) as session:
         told = session.exec(select(Outbox).where(Outbox.template == "resolved")).all()
@@ -173,9 +178,12 @@ def test_global_budget_shows_as_a_problem(tmp_path: Path, clock: Clock) -> None:
         for n in range(5):
             core.intake.submit(build_mail(sender=f"user{n}@customer.example"), "smtp")
         acks = [r for r in _outgoing(core, 0) if r.template == "ack"]
-        assert [r.recipient for r in acks] == [f"user{n}@customer.example" for n in range(3)]
+        # every requester learns their number: past the budget, later, never not
+        assert [r.recipient for r in acks] == [f"user{n}@customer.example" for n in range(5)]
+        delayed = [r.recipient for r in acks if r.next_attempt_at > r.created_at]
+        assert delayed == ["user3@customer.example", "user4@customer.example"]
         health = collect(core)
-        assert health.automatic_budget == (3, "3/1m")
+        assert health.automatic_budget == (5, "3/1m")
         assert any("global budget for automatic answers (3/1m)" in p for p in health.problems)
         assert health.paused == []  # nobody's fault in particular: nobody is paused
         clock.advance(minutes=2)

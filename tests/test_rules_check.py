@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import smtplib
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from mailticket.mail import parse
 from mailticket.rules_check import build_test_mail, check_file
-from tests.conftest import ROOT
+from tests.conftest import ROOT, build_mail, make_settings
+from tests.conftest import RULES as GOOD_RULES
+from tests.daemon_process import DaemonProcess
+from tests.dovecot import free_port
+from tests.test_cli import run
 
 MAILS = Path(__file__).parent / "mails" / "rules"
 
@@ -146,3 +158,60 @@ def test_the_shipped_rules_pass_their_own_tests() -> None:
             languages[name].add(mail.language)
     one_language = {"language zh": {"zh"}, "partner exchange": {"en"}}
     assert languages == {name: one_language.get(name, {"zh", "en"}) for name in languages}
+
+
+# -- a file with no queue, refused everywhere: check, start, reload ------------------------
+
+EMPTY_FILES = ["", "# nothing yet\n", "{}\n", "version: 1\n", "version: 1\nqueues: {}\n"]
+
+
+@pytest.mark.parametrize("text", EMPTY_FILES)
+def test_rules_check_refuses_a_file_without_queues(tmp_path: Path, text: str) -> None:
+    make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text, encoding="utf-8")
+    result = run(tmp_path, "rules", "check")
+    assert result.returncode == 1
+    (line,) = result.stdout.decode().splitlines()
+    assert line.startswith(f"{rules}:") and line.split(":")[1].isdigit(), line
+    assert "empty" in line or "queues" in line, line
+
+
+def test_the_daemon_does_not_start_on_an_empty_rules_file(tmp_path: Path) -> None:
+    make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    (tmp_path / "rules.yaml").write_text("# to be written\n", encoding="utf-8")
+    result = run(tmp_path, "serve")
+    assert result.returncode == 78
+    assert f"{tmp_path / 'rules.yaml'}:1: the file is empty" in result.stderr.decode()
+
+
+HACKED = (
+    "rules:\n  - name: hacked\n    if: {subject: {contains: hacked}}\n"
+    "    then: {queue: security, priority: urgent}\n"
+)
+
+
+def test_the_daemon_keeps_its_rules_when_the_file_is_emptied(tmp_path: Path) -> None:
+    port = free_port()
+    make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", smtp={"port": port})
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(GOOD_RULES + HACKED, encoding="utf-8")
+    with DaemonProcess(tmp_path, port) as daemon:
+        rules.write_text("", encoding="utf-8")
+        os.kill(daemon.pid, signal.SIGHUP)
+        wait_for(lambda: "rules refused" in daemon.log(), daemon.log)
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("alice@customer.example", ["support@example.org"],
+                            build_mail(subject="my account was hacked"))  # fmt: skip
+    assert daemon.exit_code == 0, daemon.log()
+    assert f"{rules}:1: the file is empty" in daemon.log()
+    rules.write_text(GOOD_RULES, encoding="utf-8")  # every command refuses the empty file
+    listed = json.loads(run(tmp_path, "tickets", "list", "--json").stdout)
+    assert [(t["queue"], t["priority"]) for t in listed] == [("security", "urgent")]
+
+
+def wait_for(condition: Callable[[], bool], log: Callable[[], str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, log()
+        time.sleep(0.1)

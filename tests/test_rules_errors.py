@@ -305,3 +305,24 @@ def test_a_rule_that_does_nothing() -> None:
     assert problems(text) == [
         "rules.yaml:10: rule 'idle': the rule does nothing: give `then:` or `stop: true`"
     ]
+
+
+# a file that names no queue routes nowhere: refused, never read as the built-in defaults
+EMPTY = [
+    ("", "rules.yaml:1: the file is empty (version: 1, queues: ...)"),
+    ("# only comments\n\n# here\n", "rules.yaml:1: the file is empty (version: 1, queues: ...)"),
+    ("{}\n", "rules.yaml:1: the file is empty (version: 1, queues: ...)"),
+    ("~\n", "rules.yaml:1: the file is empty (version: 1, queues: ...)"),
+    ("version: 1\n", "rules.yaml:1: missing key 'queues'"),
+    ("version: 1\nrules: []\n", "rules.yaml:1: missing key 'queues'"),
+    ("version: 1\nqueues: {}\n", "rules.yaml:2: queues: should not be empty"),
+    ("version: 1\nqueues:\n# none yet\n", "rules.yaml:2: queues: should be a mapping (key: value)"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EMPTY)
+def test_a_file_without_queues_is_refused(text: str, expected: str) -> None:
+    assert problems(text) == [expected]
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text)
+    assert str(caught.value) == expected

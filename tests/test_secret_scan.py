@@ -7,11 +7,15 @@ key derivation, WIF keys from its base58. Seeds keep every run the same.
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import os
 import random
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -26,9 +30,11 @@ from mailticket.mail import parse
 from mailticket.secret_scan import (
     MARKERS,
     Finding,
+    Kind,
     SecretReport,
     find_secrets,
     mask_secrets,
+    scan_inbound,
     scan_mail,
 )
 
@@ -63,6 +69,14 @@ def wif(compressed: bool, seed: int = 0) -> str:
 def extended(testnet: bool) -> str:
     seed = Mnemonic.to_seed(" ".join(words("english")))
     return Mnemonic.to_hd_master_key(seed, testnet=testnet)
+
+
+def grouped(text: str, size: int, joiner: str, per_line: int = 0) -> str:
+    groups = [text[i : i + size] for i in range(0, len(text), size)]
+    if not per_line:
+        return joiner.join(groups)
+    lines = [groups[i : i + per_line] for i in range(0, len(groups), per_line)]
+    return "\n".join(joiner.join(line) for line in lines)
 
 
 # Recovery phrases
@@ -140,9 +154,8 @@ TYPOS: dict[str, Callable[[str], str]] = {
 
 
 @pytest.mark.parametrize("typo", TYPOS)
-def test_english_typos_six_words_apart_are_tolerated(typo: str) -> None:
-    ws = [w for w in words("english", 24, seed=5) if len(w) >= 5][:12]
-    assert len(ws) == 12
+def test_english_typos_six_words_apart_are_read_for_the_checksum(typo: str) -> None:
+    ws = words("english", seed=0)
     ws[2], ws[8] = TYPOS[typo](ws[2]), TYPOS[typo](ws[8])
     phrase = " ".join(ws)
     only(f"my words are {phrase} - is that right?", phrase, PHRASE)
@@ -150,7 +163,7 @@ def test_english_typos_six_words_apart_are_tolerated(typo: str) -> None:
 
 @pytest.mark.parametrize("position", [0, 11])
 def test_a_typo_in_the_first_or_last_word_is_masked_with_the_phrase(position: int) -> None:
-    ws = [w for w in words("english", 24, seed=5) if len(w) >= 5][:12]
+    ws = words("english", seed=3)
     ws[position] = TYPOS["substituted"](ws[position])
     phrase = " ".join(ws)
     only(f"words: {phrase}. thanks", phrase, PHRASE)
@@ -161,15 +174,20 @@ def test_a_typo_beside_a_whole_phrase_is_not_masked_with_it() -> None:
     only(f"Thanks, {phrase} cheers", phrase, PHRASE)  # each one edit from a list word
 
 
-def test_a_wrong_word_is_still_masked_no_checksum_is_required() -> None:
+def test_a_wrong_word_needs_a_keyword_before_the_phrase() -> None:
+    """Without its checksum a run is a list of words, unless the requester says what it is."""
     ws = words("english", seed=6)
     ws[5] = "zoo" if ws[5] != "zoo" else "abandon"
     assert not Mnemonic("english").check(" ".join(ws))
     phrase = " ".join(ws)
-    only(f"here: {phrase}", phrase, PHRASE)
+    assert find_secrets(f"here: {phrase}") == ()
+    only(f"my recovery phrase is:\n\n{phrase}", phrase, PHRASE)
+    only(f"Seed words (12): {phrase}. Help!", phrase, PHRASE)
+    assert find_secrets(f"my seed phrase is safe. {phrase}") == ()  # another sentence
     zh = words("chinese_simplified", seed=6)
     zh[5] = "的" if zh[5] != "的" else "一"
     spaced = " ".join(zh)
+    assert find_secrets(f"名单 {spaced}") == ()
     only(f"助记词 {spaced}", spaced, PHRASE)
 
 
@@ -405,6 +423,20 @@ FRAGMENTS = [
     "".join(words("chinese_simplified", seed=4)),
     " ".join(words("chinese_simplified", seed=5)),
     wif(True),
+    "/",
+    "-",
+    "> ",
+    " help!",
+    "\n",
+    "recovery phrase: ",
+    "Tx Hash (from Etherscan): ",
+    "The TxID is ",
+    HEX[:32] + "\n",
+    HEX[32:],
+    grouped(HEX, 4, " "),
+    "face ",
+    *words("english", seed=12)[:4],
+    "/".join(words("english", seed=13)),
 ]
 
 
@@ -433,34 +465,262 @@ def test_scan_mail_reports_the_kinds_found() -> None:
     assert scan_mail(" ".join(phrase))
 
 
+# Variants: what the guard must find, and the near misses it must leave (issue 16).
+# bench/SECRETS.md gives the recall of this table before and after the checksum, split
+# keys, HTML attributes and attachments.
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One mail's parts; ``secret`` is exactly what masking ``text`` must replace."""
+
+    text: str = ""
+    html: str = ""
+    subject: str = ""
+    attachments: tuple[tuple[str, bytes | None], ...] = ()
+    secret: str = ""
+    kind: Kind = "private_key"
+
+
+def forwarded(body: str, *, html: bool = False, subject: str = "Fwd: wallet") -> bytes:
+    """A forwarded mail as an .eml attachment holds it: base64, as clients send it."""
+    inner = EmailMessage()
+    inner["From"] = "bob@customer.example"
+    inner["Subject"] = subject
+    inner.set_content(body, subtype="html" if html else "plain", cte="base64")
+    return inner.as_bytes()
+
+
+def forwarding(attachment: bytes, filename: str = "wallet.eml") -> bytes:
+    """A mail that carries ``attachment`` as a forwarded message."""
+    outer = EmailMessage()
+    outer["From"] = "carol@customer.example"
+    outer["Subject"] = "Fwd: Fwd: wallet"
+    outer.set_content("see attached")
+    outer.add_attachment(attachment, maintype="message", subtype="rfc822", filename=filename)
+    return outer.as_bytes()
+
+
+EN = words("english", seed=20)
+EN24 = words("english", 24, seed=21)
+ZH = words("chinese_simplified", seed=22)
+TW = words("chinese_traditional", seed=23)
+SOLANA = b58encode(random.Random(4).randbytes(64))
+NUMBERED = " ".join(f"{i}. {w}" for i, w in enumerate(EN, 1))
+
+
+def phrase_in(text: str, secret: str) -> Variant:
+    return Variant(text.format(p=secret), secret=secret, kind="mnemonic")
+
+
+def attached(name: str, content: bytes, kind: Kind = "mnemonic") -> Variant:
+    return Variant(attachments=((name, content),), kind=kind)
+
+
+def key_in(text: str, secret: str) -> Variant:
+    return Variant(text.format(k=secret), secret=secret)
+
+
+POSITIVES: dict[str, Variant] = {
+    # private keys
+    "hex key": key_in("here it is: {k}", HEX),
+    "0x hex key": key_in("my key {k} is this right", f"0x{HEX}"),
+    "key beside help!": key_in("key: {k} help!", f"0x{HEX}"),
+    "key over two lines": key_in("My private key is\n{k}\nplease help", f"{HEX[:32]}\n{HEX[32:]}"),
+    "key wrapped by the client": key_in(
+        "Please restore my wallet, the key MetaMask exported is {k} thanks",
+        f"{HEX[:20]}\n{HEX[20:]}",
+    ),
+    "0x key wrapped in a quote": key_in("> key: {k}\n> thanks", f"0x{HEX[:40]}\n> {HEX[40:]}"),
+    "key over three lines": key_in("{k}\n", f"{HEX[:22]}\n{HEX[22:44]}\n{HEX[44:]}"),
+    "groups of 4, spaces": key_in("key {k}, help!", grouped(HEX, 4, " ")),
+    "groups of 4, dashes": key_in("key: {k}", grouped(HEX, 4, "-")),
+    "groups of 4, 0x": key_in("key: {k}.", "0x" + grouped(HEX, 4, " ")),
+    "groups of 4 on four lines": key_in("my key\n{k}\nbye", grouped(HEX, 4, " ", 4)),
+    "groups of 4 then 'face'": key_in("key {k} face id", grouped(HEX2, 4, " ")),
+    "groups of 8": key_in("priv: {k}", grouped(HEX, 8, " ")),
+    "WIF": key_in("key: {k}", wif(compressed=False)),
+    "compressed WIF": key_in("{k}", wif(compressed=True, seed=1)),
+    "xprv": key_in("backup: {k}", extended(testnet=False)),
+    "Solana export": key_in("phantom: {k}", SOLANA),
+    "private key for a transaction": key_in("my private key for the tx: {k}", f"0x{HEX}"),
+    "key in the subject": Variant(subject=f"my key {wif(compressed=True)}"),
+    "key only in an href": Variant(
+        "My wallet: open", f'<p>My wallet: <a href="https://w.example/import?pk={HEX}">open</a>'
+    ),
+    "key split by <br>": Variant(html=f"<div>{HEX[:32]}<br>{HEX[32:]}</div>"),
+    # recovery phrases
+    "phrase, spaces": phrase_in("Hi, my words: {p}. Thanks", " ".join(EN)),
+    "phrase, slashes": phrase_in("{p}", "/".join(EN)),
+    "phrase, spaced slashes": phrase_in("words {p}", " / ".join(EN)),
+    "phrase, commas": phrase_in("{p}", ",".join(EN)),
+    "phrase, dashes": phrase_in("{p}", "-".join(EN)),
+    "phrase, lines": phrase_in("phrase:\n{p}\n", "\n".join(EN)),
+    "phrase, numbered": phrase_in("1. {p}", NUMBERED[3:]),
+    "phrase, numbered lines": phrase_in(
+        "1) {p}", "\n".join(f"{i}) {w}" for i, w in enumerate(EN, 1))[3:]
+    ),
+    "phrase, quoted list": phrase_in('["{p}"]', '", "'.join(EN)),
+    "phrase, capitals": phrase_in("{p}", " ".join(w.upper() for w in EN)),
+    "24 words in rows": phrase_in(
+        "{p}", "\n".join(" ".join(EN24[i : i + 6]) for i in range(0, 24, 6))
+    ),
+    "phrase then help!": phrase_in("{p} help!", " ".join(EN)),
+    "phrase then thanks on lines": phrase_in("Hi,\n{p}\nThank you\nBest regards", " ".join(EN)),
+    "a phrase, then one in rows": phrase_in(
+        "{p}\nthank you",
+        " ".join(EN) + "\n" + "\n".join(" ".join(EN24[i : i + 6]) for i in range(0, 24, 6)),
+    ),
+    "phrase with a typo": phrase_in("{p}", " ".join([EN[0][:-1] + "q", *EN[1:]])),
+    "mistyped phrase announced": phrase_in("my recovery phrase: {p}", " ".join([*EN[:11], "zoo"])),
+    "Chinese spaced": phrase_in("助记词如下：{p}，谢谢", " ".join(ZH)),
+    "Chinese slashes": phrase_in("我的 {p} 谢谢", "/".join(ZH)),
+    "traditional Chinese, 、": phrase_in("{p}", "、".join(TW)),
+    "Chinese glued line": phrase_in("请帮忙\n{p}\n谢谢", "".join(ZH)),
+    "phrase in an HTML list": Variant(
+        html="<ol>" + "".join(f"<li>{w}</li>" for w in EN) + "</ol>", kind="mnemonic"
+    ),
+    # attachments
+    "phrase in a .txt": attached("seed.txt", " ".join(EN).encode()),
+    "key in a .txt, UTF-16": attached(
+        "key.txt", f"private key: {HEX}".encode("utf-16"), "private_key"
+    ),
+    "phrase in a .csv": attached(
+        "words.csv", "\n".join(f"{i},{w}" for i, w in enumerate(EN, 1)).encode()
+    ),
+    "key in a .json": attached(
+        "wallet.json", f'{{"privateKey":"0x{HEX}"}}'.encode(), "private_key"
+    ),
+    "phrase in a .log": attached("app.log", f"restore {' '.join(EN)}\n".encode()),
+    "phrase in a file without extension": attached("backup", "\n".join(EN).encode()),
+    "phrase in a forwarded .eml": attached("message.eml", forwarded(f"words: {' '.join(EN)}")),
+    "key in a forwarded HTML href": attached(
+        "Fwd.eml", forwarded(f'<a href="x:{HEX}">key</a>', html=True), "private_key"
+    ),
+    "key in a forwarded subject": attached(
+        "message.eml", forwarded("hi", subject=f"key {wif(True)}"), "private_key"
+    ),
+    "phrase two forwards down": attached("fwd.eml", forwarding(forwarded(" ".join(ZH)))),
+    "Chinese phrase in a .txt": attached("助记词.txt", " ".join(TW).encode("big5")),
+}
+
+
+def _interests() -> str:
+    listed = "music, video, game, movie, travel, dance, photo, garden, nature, sport, art"
+    return f"About me. Interests: {listed}, food, wine, family, coffee"
+
+
+NEGATIVES: dict[str, Variant] = {
+    "TxID of my withdrawal": Variant(f"The TxID of my withdrawal is 0x{HEX}, still pending."),
+    "Tx Hash (from Etherscan)": Variant(f"Tx Hash (from Etherscan): 0x{HEX}"),
+    "transaction hash": Variant(f"transaction hash 0x{HEX}"),
+    "txhash": Variant(f"txhash: 0x{HEX}"),
+    "hash:": Variant(f"hash: 0x{HEX}"),
+    "hash as follows": Variant(f"I paid yesterday, the hash is as follows:\n0x{HEX}"),
+    "交易哈希": Variant(f"交易哈希：0x{HEX}"),
+    "交易ID": Variant(f"你好，交易ID：0x{HEX}，一直没到账"),
+    "explorer link": Variant(f"https://etherscan.io/tx/0x{HEX}"),
+    "explorer href": Variant("see link", f'<a href="https://bscscan.com/tx/0x{HEX}">tx</a>'),
+    "csv of withdrawals": Variant(
+        attachments=(("w.csv", f"date,tx_hash\n2024-01-02,0x{HEX}".encode()),)
+    ),
+    "interests": Variant(_interests()),
+    "tags with slashes": Variant(
+        "Tags: news sport music movie video game travel food art photo fashion design".replace(
+            " ", "/"
+        )
+    ),
+    "word list one a line": Variant(
+        "Shopping list: apple banana bread butter cheese coffee milk salt sugar lemon tomato "
+        "orange egg".replace(" ", "\n")
+    ),
+    "Chinese list without checksum": Variant("名单：" + " ".join([ZH[1], ZH[0], *ZH[2:]])),
+    "ETH address": Variant(f"send to 0x{HEX[:40]}"),
+    "two UUIDs": Variant(f"{uuid.UUID(HEX[:32])} {uuid.UUID(HEX[32:])}"),
+    "certificate fingerprint": Variant("SHA256 Fingerprint=" + grouped(HEX.upper(), 2, ":")),
+    "PGP fingerprint": Variant("Key fingerprint = " + grouped(HEX[:40].upper(), 4, " ")),
+    "card-like number": Variant("card 4111 1111 1111 1111, order 2024-0001"),
+    "63 hex digits": Variant(f"id {HEX[:63]}"),
+    "128 hex digits": Variant(f"sig {HEX}{HEX2}"),
+    "commit ids on two lines": Variant(f"{HEX[:40]}\n{HEX2[:40]}"),
+    "MD5 list": Variant(f"MD5 (a.zip) = {HEX[:32]}\nMD5 (b.zip) = {HEX[32:]}"),
+    "inline image": Variant(
+        html='<img src="data:image/png;base64,'
+        + base64.b64encode(random.Random(5).randbytes(3000)).decode()
+        + '">'
+    ),
+    "binary attachment": Variant(attachments=(("photo.jpg", f"{HEX} {' '.join(EN)}".encode()),)),
+    "attachment not kept": Variant(attachments=(("big.txt", None),)),
+    "English prose": Variant(ENGLISH_PROSE),
+    "Chinese prose": Variant(CHINESE_PROSE),
+}
+
+
+def _scan(variant: Variant) -> SecretReport:
+    return scan_mail(variant.text, variant.html, variant.subject, attachments=variant.attachments)
+
+
+@pytest.mark.parametrize("name", POSITIVES)
+def test_every_variant_is_found_and_masked_exactly(name: str) -> None:
+    variant = POSITIVES[name]
+    assert _scan(variant).kinds == (variant.kind,)
+    if variant.secret:
+        only(variant.text, variant.secret, MARKERS[variant.kind])
+
+
+@pytest.mark.parametrize("name", NEGATIVES)
+def test_no_near_miss_is_found(name: str) -> None:
+    variant = NEGATIVES[name]
+    assert _scan(variant) == SecretReport(False, ())
+    assert mask_secrets(variant.text) == variant.text
+
+
+def test_the_table_is_large_enough() -> None:
+    assert len(POSITIVES) >= 30 and len(NEGATIVES) >= 20
+
+
+@pytest.mark.parametrize(("count", "at_most"), [(12, 0.08), (15, 0.3), (24, 0.08)])
+def test_random_word_lists_pass_the_checksum_as_seldom_as_expected(
+    count: int, at_most: float
+) -> None:
+    """12 words pass once in 16 (4 checksum bits); 15 have four 12-word windows and one
+    of 15; 24 pass as one phrase, as two, or as 21 words with 3 beside (bip39.phrases)."""
+    english = Mnemonic("english").wordlist
+    rng = random.Random(9)
+    lists = [", ".join(rng.choices(english, k=count)) for _ in range(2000)]
+    assert sum(bool(find_secrets(text)) for text in lists) / len(lists) <= at_most
+
+
 # No false positive on real mail
 
 
-def corpus_texts() -> list[tuple[str, str]]:
-    """(file, text) for the subject, text and HTML of every corpus mail."""
+def corpus_reports() -> dict[str, SecretReport]:
+    """What the guard reports for every corpus file intake would scan: each parsed mail
+    with its attachments (forwarded mails, bounces' originals, text files), each bare body
+    as text, each TNEF blob as an attachment (not read: binary)."""
     manifest = CORPUS / "MANIFEST.tsv"
     if not manifest.is_file():
         pytest.skip(f"shared corpus not found at {CORPUS}: it ships only with the workspace")
     with manifest.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
-    texts: list[tuple[str, str]] = []
+    reports: dict[str, SecretReport] = {}
     for row in rows:
-        name, raw = f"{row['source']}/{row['file']}", (CORPUS / row["source"] / row["file"])
+        name, data = f"{row['source']}/{row['file']}", (CORPUS / row["source"] / row["file"])
         if row["kind"] == "body-only":
-            texts.append((name, raw.read_bytes().decode("utf-8", "replace")))
-        elif row["kind"] == "message":
+            reports[name] = scan_mail(data.read_bytes().decode("utf-8", "replace"))
+        elif row["kind"] == "tnef-blob":
+            reports[name] = scan_mail("", attachments=[(row["file"], data.read_bytes())])
+        else:
             try:
-                mail = parse(raw.read_bytes())
+                mail = parse(data.read_bytes())
             except MailRejected:  # quarantined (no usable sender, over a limit): never scanned
                 continue
-            texts += [(name, mail.subject), (name, mail.text), (name, mail.html)]
-    return texts
+            reports[name] = scan_inbound(mail)
+    return reports
 
 
 def test_no_secret_in_the_corpus() -> None:
-    texts = corpus_texts()
-    assert len(texts) > 1000
-    found = [
-        (name, text[f.span[0] : f.span[1]]) for name, text in texts for f in find_secrets(text)
-    ]
-    assert found == []
+    """A false positive is a mail the guard reports: none in 1,117 scanned files."""
+    reports = corpus_reports()
+    assert len(reports) > 1000
+    assert [name for name, report in reports.items() if report] == []

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 
+import pytest
 from mnemonic import Mnemonic
 from sqlmodel import Session, col, select
 
 from mailticket import views
 from mailticket.core import Core
+from mailticket.mail import parse
 from mailticket.models import Inbound, Outbox, Ticket
 from mailticket.outbox import message_bytes
+from mailticket.secret_scan import SecretReport, scan_inbound, scan_mail
 from tests.conftest import build_mail
 
 PHRASE = Mnemonic("english").to_mnemonic(bytes(range(16)))  # a valid 12-word phrase
@@ -74,3 +78,68 @@ def test_the_chinese_acknowledgement_warns_in_chinese(core: Core) -> None:
     mails = _outbox(core)
     assert "请勿将私钥或助记词发送给任何人" in mails["ack alice@customer.example"]
     assert zh_phrase not in mails["agent_new agent@example.com"]
+
+
+def test_a_labelled_transaction_hash_stays_and_a_word_beside_a_phrase_too(core: Core) -> None:
+    tx = "0x" + "cd" * 32
+    body = (
+        f"The TxID of my withdrawal is {tx}, it is still pending.\n"
+        f"Tx Hash (from Etherscan): 0x{'ef' * 32}\n"
+        "Interests: music, video, game, movie, travel, dance, photo, garden, nature, sport, "
+        "art, food, wine, family, coffee\n"
+    )
+    core.intake.submit(build_mail(body=body, message_id="<s4@c.example>"), "smtp")
+    agent = _outbox(core)["agent_new agent@example.com"]
+    assert tx in agent and f"0x{'ef' * 32}" in agent and "music, video, game" in agent
+    assert "[secret removed" not in agent
+    with Session(core.engine) as session:
+        ticket = session.get(Ticket, 1)
+        assert ticket is not None and "secret-exposed" not in ticket.tags.split()
+
+    core.intake.submit(
+        build_mail(body=f"{PHRASE} help!\n", subject="words", message_id="<s5@c.example>"), "smtp"
+    )
+    agent = _outbox(core)["agent_new agent@example.com"]
+    assert "[secret removed: recovery phrase] help!" in agent
+
+
+def test_a_key_only_in_a_link_is_found_and_masked(core: Core) -> None:
+    message = EmailMessage()
+    message["From"] = "Alice <alice@customer.example>"
+    message["To"] = "support@example.org"
+    message["Subject"] = "import does not work"
+    message["Message-ID"] = "<s6@c.example>"
+    message.set_content(f'<p>This <a href="https://w.example/import?pk={KEY}">link</a> fails</p>')
+    message.replace_header("Content-Type", "text/html; charset=utf-8")
+    core.intake.submit(message.as_bytes(), "smtp")
+    with Session(core.engine) as session:
+        ticket = session.get(Ticket, 1)
+        assert ticket is not None and "secret-exposed" in ticket.tags.split()
+        shown = views.ticket_detail(session, ticket, "MT")["messages"][0]
+    assert KEY not in str(shown)
+    assert KEY not in _outbox(core)["agent_new agent@example.com"]
+
+
+def _forwarded() -> EmailMessage:
+    forwarded = EmailMessage()
+    forwarded["From"] = "bob@customer.example"
+    forwarded["Subject"] = "my wallet"
+    forwarded.set_content(f"words:\n{PHRASE}\n", cte="base64")
+    return forwarded
+
+
+@pytest.mark.parametrize("kind", ["text file", "forwarded mail"])
+def test_a_parsed_mail_is_scanned_with_its_attachments(kind: str) -> None:
+    """What intake reports once it scans attachments (``scan_inbound``)."""
+    raw = EmailMessage()
+    raw["From"] = "alice@customer.example"
+    raw["Subject"] = "see attached"
+    raw.set_content("see attached")
+    if kind == "text file":
+        raw.add_attachment(PHRASE.encode(), "text", "plain", filename="seed.txt")
+    else:
+        raw.add_attachment(_forwarded())
+    mail = parse(raw.as_bytes())
+    assert {a.filename for a in mail.attachments} <= {"seed.txt", "message.eml"}
+    assert scan_inbound(mail) == SecretReport(True, ("mnemonic",))
+    assert not scan_mail(mail.text, mail.html, mail.subject)

@@ -170,7 +170,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc").exists(), reason="reads the process tree from /proc")
 def test_kill_9_of_the_daemon_leaves_no_process_of_it_behind(tmp_path: Path) -> None:
     port = free_port()
-    (tmp_path / "rules.yaml").write_text("version: 1\n", encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text("version: 1\nqueues: {general: {}}\n", encoding="utf-8")
     tables: dict[str, dict[str, object]] = {
         "database": {"url": f"sqlite:///{tmp_path / 'mailticket.db'}"},
         "smtp": {"port": port},

@@ -78,6 +78,9 @@ EXTRA: dict[str, dict[str, Any]] = {
     "agent_note": {"text": NEW_TEXT},
     "agent_update": {"text": NEW_TEXT},
     "agent_error": {"errors": ERRORS},
+    "agent_confirm": {"text": NEW_TEXT},
+    "loop_suspected": {"text": "31+ mails on the ticket in 30/1h"},
+    "agent_digest": {"text": "bob@example.com opened 6+ tickets in 5/10m"},
     "escalation": {"reason": "first response overdue"},
     "status": {"tickets": TICKETS},
 }
@@ -124,6 +127,24 @@ EXPECTED = {
         "changed nothing and nothing was sent to the requester",
         "[MT-7] 命令未执行：Cannot log in",
         "未做任何更改，也没有发送给请求人",
+    ),
+    "agent_confirm": (
+        "[MT-7] Not applied: confirm your mail on Cannot log in",
+        "reply to this mail (any text) to apply it",
+        "[MT-7] 未生效：请确认您在 Cannot log in 的邮件",
+        "请直接回复本邮件（内容不限）",
+    ),
+    "loop_suspected": (
+        "[MT-7] Mail loop suspected: Cannot log in",
+        "#untag loop-suspected",
+        "[MT-7] 疑似邮件循环：Cannot log in",
+        "#untag loop-suspected",
+    ),
+    "agent_digest": (
+        "[MT-7] Many new tickets from bob@example.org",
+        "bob@example.com opened 6+ tickets in 5/10m",
+        "[MT-7] 来自 bob@example.org 的大量新工单",
+        "不再逐一通知",
     ),
     "resolved": (
         "[MT-7] Resolved: Cannot log in",

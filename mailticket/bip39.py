@@ -116,15 +116,10 @@ def checksum_holds(indexes: Sequence[int]) -> bool:
     value = 0
     for index in indexes:
         value = value << 11 | index
-    return _holds(value, len(indexes))
-
-
-def _holds(value: int, size: int) -> bool:
-    check_bits = size // 3
-    entropy = (value >> check_bits).to_bytes(size * 4 // 3, "big")
-    return hashlib.sha256(entropy).digest()[0] >> (8 - check_bits) == value & (
-        (1 << check_bits) - 1
-    )
+    check_bits = len(indexes) // 3
+    entropy = (value >> check_bits).to_bytes(len(indexes) * 4 // 3, "big")
+    first_byte = hashlib.sha256(entropy).digest()[0]
+    return first_byte >> (8 - check_bits) == value & ((1 << check_bits) - 1)
 
 
 def phrases(
@@ -148,40 +143,61 @@ def phrases(
     less for longer ones), so "help!" after a phrase usually stays; never when the
     phrase fills its line, nor when the neighbour is a typo (``_needed``).
     """
-    tested: dict[Window, bool] = {}
-    packed, odd, none = _pack(words)
+    checks = _Checks(words, accept)
+    fitted = {w for w in lines if w[1] - w[0] in LENGTHS and checks.passes(*w)}
+    reached = _reachable(len(words), _beside(fitted, checks.passes, len(words)))
+    counted = _through(len(words), reached) | fitted
+    return merge(_needed(counted, checks.typos) if checks.typos[-1] else sorted(counted))
 
-    def passes(first: int, stop: int) -> bool:
-        if (first, stop) not in tested:
-            if none[stop] != none[first]:  # a word of no list
+
+class _Checks:
+    """Which windows of one run pass the checksum; each is tested once."""
+
+    def __init__(
+        self, words: Sequence[Sequence[int]], accept: Callable[[int, int], bool] | None
+    ) -> None:
+        self.words, self.accept = words, accept
+        lengths = list(map(len, words))
+        # before each position, how many words are typos (several readings) and how
+        # many are of no list: a window's count is a difference of two
+        self.typos = list(accumulate(map((1).__lt__, lengths), initial=0))
+        self.none = list(accumulate(map((0).__eq__, lengths), initial=0))
+        self.tested: dict[Window, bool] = {}
+
+    def passes(self, first: int, stop: int) -> bool:
+        if (first, stop) not in self.tested:
+            window = self.words[first:stop]
+            if self.none[stop] != self.none[first]:
                 holds = False
-            elif odd[stop] == odd[first]:  # no typo: the packed value, shifted
-                holds = _holds(packed[first] >> 11 * (LENGTHS[-1] - stop + first), stop - first)
+            elif self.typos[stop] == self.typos[first]:  # one reading
+                holds = checksum_holds([w[0] for w in window])
             else:
-                window = words[first:stop]
                 readings = math.prod(map(len, window))
                 holds = readings <= MAX_READINGS and any(map(checksum_holds, product(*window)))
-            tested[first, stop] = holds and (accept is None or accept(first, stop))
-        return tested[first, stop]
+            accepted = holds and (self.accept is None or self.accept(first, stop))
+            self.tested[first, stop] = accepted
+        return self.tested[first, stop]
 
-    fitted = {w for w in lines if w[1] - w[0] in LENGTHS and passes(*w)}
-    in_line = [False] * len(words)
+
+def _beside(
+    fitted: set[Window], passes: Callable[[int, int], bool], count: int
+) -> Callable[[int, int], bool]:
+    """``passes``, but for windows reaching into a line that holds a phrase: on its own
+    line, a phrase does not take in the "Thank you" on the next."""
+    in_line = [False] * count
     for first, stop in fitted:
         in_line[first:stop] = [True] * (stop - first)
     taken = list(accumulate(in_line, initial=0))
 
-    def elsewhere(first: int, stop: int) -> bool:
-        """Not reaching into a line that holds a phrase: on its own line, a phrase does
-        not take in the "Thank you" on the next."""
+    def beside(first: int, stop: int) -> bool:
         if taken[stop] != taken[first]:
             return (first, stop) in fitted
         return passes(first, stop)
 
-    counted = _through(len(words), _reachable(len(words), elsewhere)) | fitted
-    return merge(_needed(counted, odd))
+    return beside
 
 
-def _needed(windows: set[Window], odd: list[int]) -> list[Window]:
+def _needed(windows: set[Window], typos: list[int]) -> list[Window]:
     """``windows`` without those holding a typo at an end that the others cover but for
     that word: a typo beside a phrase belongs to it only when the phrase needs it."""
     cover: dict[int, int] = {}
@@ -190,7 +206,7 @@ def _needed(windows: set[Window], odd: list[int]) -> list[Window]:
             cover[i] = cover.get(i, 0) + 1
     kept = []
     for first, stop in sorted(windows):
-        ends = {i for i in (first, stop - 1) if odd[i + 1] != odd[i]}
+        ends = {i for i in (first, stop - 1) if typos[i + 1] != typos[i]}
         if not ends or any(cover[i] < 2 for i in range(first, stop) if i not in ends):
             kept.append((first, stop))
     return kept
@@ -206,27 +222,6 @@ def _through(count: int, reached: set[Window]) -> set[Window]:
             behind[first] = True
             through.add((first, stop))
     return through
-
-
-def _pack(words: Sequence[Sequence[int]]) -> tuple[list[int], list[int], list[int]]:
-    """For each position, the 24 words from there as one number (zeros past the end, a
-    typo as zero); and before each position, how many words are not one wordlist word,
-    and how many are none."""
-    size = LENGTHS[-1]
-    lengths = [len(w) for w in words]
-    indexes = [w[0] if n == 1 else 0 for w, n in zip(words, lengths, strict=True)]
-    indexes += [0] * size
-    mask = (1 << 11 * size) - 1
-    value = 0
-    for index in indexes[: size - 1]:
-        value = value << 11 | index
-    packed = []
-    for index in indexes[size - 1 : size - 1 + len(words)]:
-        value = (value << 11 | index) & mask
-        packed.append(value)
-    odd = list(accumulate((n != 1 for n in lengths), initial=0))
-    none = list(accumulate((n == 0 for n in lengths), initial=0))
-    return packed, odd, none
 
 
 def lines(spans: Sequence[tuple[int, int]], scan: str) -> list[Window]:

@@ -18,11 +18,13 @@ import binascii
 import codecs
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote_to_bytes
 
 import charset_normalizer
+
+from mailticket import charset_guess
 
 _GB: Final = ("gb18030",)
 _BIG5: Final = ("cp950", "big5hkscs")
@@ -31,6 +33,8 @@ _JIS: Final = ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp_3", "
 _SJIS: Final = ("shift_jis", "cp932")
 _LATIN1: Final = ("cp1252", "latin-1")  # what "iso-8859-1" senders really write (WHATWG)
 _UTF8: Final = ("utf-8",)
+_UNICODE: Final = frozenset({"utf-8", "utf-7", "utf-16", "utf-16-le", "utf-16-be", "utf-32"})
+_MULTIBYTE: Final = frozenset({*_GB, *_BIG5, *_KOREAN, *_JIS, *_SJIS, "euc_jp", "euc_jis_2004"})
 
 ALIASES: Final[dict[str, tuple[str, ...]]] = {
     **dict.fromkeys(("gb2312", "gbk", "x-gbk", "cp936", "euc-cn", "x-euc-cn", "gb18030"), _GB),
@@ -56,8 +60,11 @@ _EW: Final = re.compile(rb"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?]*)\?=")
 _EW_TEXT: Final = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?[bBqQ]\?[^?]*\?=")
 _META_CHARSET: Final = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 _PLACEHOLDER: Final = re.compile("\ue000(\\d+)\ue001")
-_SECTION: Final = re.compile(r"^(?P<name>[^*]+)(?:\*(?P<num>\d{1,4}))?(?P<ext>\*)?$")
 _FOLD: Final = re.compile(r"\r?\n\t|[\r\n]")
+_SUSPICIOUS: Final = 0.3  # points per 8-bit byte below which a declared reading is reread
+_OVERRIDE: Final = charset_guess.PRIOR  # how much better another reading must be to win
+_AGREES: Final = 0.6  # points per 8-bit byte at which a hinted reading is plainly the text
+_IN_A_WORD: Final = re.compile(rb"[A-Za-z][\x80-\xff]|[\x80-\xff][A-Za-z]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +140,96 @@ def decode_body(data: bytes, charset: str | None) -> Decoded:
 
 
 def decode_8bit(data: bytes, charset: str | None = None, hint: str | None = None) -> Decoded:
-    """Decode header bytes: the declared charset, else UTF-8, the mail's charset, GB18030.
+    """Decode header bytes (an encoded word's, an RFC 2231 value's, raw 8-bit) by evidence.
 
-    Too short for detection, so this tries the likely candidates: ``hint`` is the charset
-    the mail declares for its body, which is what most clients also use for raw headers.
+    A declared charset is taken unless its reading is mojibake and another reads clearly
+    better (``=?iso-8859-1?`` words carrying UTF-8 or GBK): then that one, flagged lossy.
+    Undeclared bytes are UTF-8 when they are valid UTF-8; else the reading that looks
+    most like writing (:mod:`charset_guess`), with ``hint`` (the charset the mail
+    declares elsewhere) a head start, not a verdict; flagged lossy when it is a guess.
     """
     names = codecs_for(charset)
     if names and label(charset) not in UNRELIABLE:
-        return _first_fit(data, (*names, "utf-8"))
-    return _first_fit(data, ("utf-8", *codecs_for(hint), "gb18030"))
+        return _declared(data, names)
+    if data.isascii():
+        return Decoded(data.decode("ascii"))
+    text = _strict(data, _UTF8)
+    if text is not None:
+        return Decoded(text)
+    return _by_evidence(data, codecs_for(hint) if is_legacy(hint) else (), "utf-8")
+
+
+def _declared(data: bytes, names: tuple[str, ...]) -> Decoded:
+    """Bytes under a declared charset: kept unless another reading is clearly the text."""
+    text = _strict(data, names)
+    if data.isascii() or (text is not None and names[0] in _UNICODE):
+        return Decoded(text if text is not None else data.decode("ascii"))
+    utf8 = _strict(data, _UTF8)
+    if utf8 is not None:  # valid UTF-8 under a legacy label: hardly ever an accident
+        if text is None or charset_guess.plausibility(utf8) > charset_guess.plausibility(text):
+            return Decoded(utf8, lossy=True)
+        return Decoded(text)
+    if text is None:  # the label is wrong: whatever reads best is a guess
+        return Decoded(_by_evidence(data, (), names[0]).text, lossy=True)
+    if names[0] in _MULTIBYTE:  # a strict double-byte decode is evidence enough
+        return Decoded(text)
+    score = charset_guess.plausibility(text)
+    if score > _SUSPICIOUS * _eight_bit(data):
+        return Decoded(text)
+    reading = charset_guess.best_reading([data])  # clearly better: by more than a hint's lead
+    if reading is None or not reading.confident or reading.score <= max(score, 0) + _OVERRIDE:
+        return Decoded(text)
+    return Decoded(data.decode(reading.codec), lossy=True)
+
+
+@functools.lru_cache(maxsize=1024)  # one mail reads its From three times (headers, address, name)
+def _by_evidence(data: bytes, prefer: tuple[str, ...], fallback: str) -> Decoded:
+    """The reading that looks most like writing; ``fallback`` with replacement when none
+    does, or when a few isolated bytes give too little evidence to read them at all.
+    A preferred reading that reads well is taken at once (and the others not tried)."""
+    text = _strict(data, prefer) if prefer else None
+    if text is not None and charset_guess.plausibility(text) >= _AGREES * _eight_bit(data):
+        return Decoded(text)
+    reading = charset_guess.best_reading([data], prefer)
+    preferred = reading is not None and reading.codec in prefer
+    if reading is None or reading.score <= 0 or not (preferred or _enough(data)):
+        return Decoded(data.decode(fallback, "replace"), lossy=True)
+    lossy = not (reading.confident and (preferred or not prefer))
+    return Decoded(data.decode(reading.codec), lossy=lossy)
+
+
+def _enough(data: bytes) -> bool:
+    """Evidence enough to read undeclared bytes: three non-ASCII bytes, or one inside a
+    word ("Caf\xe9"); a lone "\xff" could be anything."""
+    return _eight_bit(data) >= 3 or _IN_A_WORD.search(data) is not None
+
+
+def _eight_bit(data: bytes) -> int:
+    return sum(byte > 0x7F for byte in data)
+
+
+def header_hint(values: Iterable[str], hint: str | None) -> str | None:
+    """The charset of a mail's raw 8-bit header values, judged on all of them at once
+    (one header is short evidence; a mail's From, Subject and To together say more),
+    with ``hint`` (the charset the mail declares for its body or encoded words) a head
+    start. Returns the charset when the evidence is clear, else ``hint`` unchanged; pass
+    the result as the ``hint`` of :func:`decode_header` for that mail's headers."""
+    samples = [data for data in map(_raw_sample, values) if data is not None]
+    if not samples:
+        return hint
+    prefer = codecs_for(hint) if is_legacy(hint) else ()
+    reading = charset_guess.best_reading(samples, prefer)
+    if reading is None or reading.score <= 0 or not reading.confident:
+        return hint
+    return hint if reading.codec in prefer else reading.codec
+
+
+def _raw_sample(value: str) -> bytes | None:
+    """A header value's bytes when they hold 8-bit bytes that are not UTF-8."""
+    if value.isascii():
+        return None
+    data = to_bytes(unfold(value))
+    return None if _strict(data, _UTF8) is not None else data
 
 
 def unfold(raw: str) -> str:
@@ -238,65 +326,3 @@ def hide_words(text: str) -> tuple[str, list[str]]:
 def show_words(text: str, words: list[str]) -> str:
     """Put back the encoded words :func:`hide_words` replaced."""
     return _PLACEHOLDER.sub(lambda match: words[int(match[1])], text)
-
-
-def header_params(raw: str, hint: str | None = None) -> tuple[str, dict[str, Decoded]]:
-    """Split a Content-Type/-Disposition value into its lower-case value and its parameters.
-
-    Parameter values are decoded: RFC 2231 (``name*=utf-8''..``, continuations
-    ``name*0*=``, with the charset aliases), encoded words inside quotes, raw 8-bit bytes.
-    An RFC 2231 value wins over a plain one of the same name.
-    """
-    first, *rest = _split_params(unfold(raw))
-    plain: dict[str, Decoded] = {}
-    sections: dict[str, list[tuple[int, bool, str]]] = {}
-    for piece in rest:
-        key, sep, value = piece.partition("=")
-        match = _SECTION.match(key.strip().lower())
-        if not sep or match is None:
-            continue
-        value = _unquote(value.strip())
-        if match["num"] is None and match["ext"] is None:
-            plain.setdefault(match["name"], decode_header(value, hint))
-        else:
-            entry = (int(match["num"] or 0), match["ext"] is not None, value)
-            sections.setdefault(match["name"], []).append(entry)
-    extended = {name: _join_sections(parts, hint) for name, parts in sections.items()}
-    return first.strip().lower(), plain | extended
-
-
-def _split_params(value: str) -> list[str]:
-    """Split on ';' outside double quotes (a quoted filename may contain ';')."""
-    pieces: list[str] = []
-    start, quoted, escaped = 0, False, False
-    for index, char in enumerate(value):
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == ";" and not quoted:
-            pieces.append(value[start:index])
-            start = index + 1
-    pieces.append(value[start:])
-    return pieces
-
-
-def _unquote(value: str) -> str:
-    """Remove the quotes of a quoted-string, keeping backslashes of Windows paths."""
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1].replace("\\\\", "\\").replace('\\"', '"')
-    return value.strip('"')
-
-
-def _join_sections(parts: list[tuple[int, bool, str]], hint: str | None) -> Decoded:
-    """Join RFC 2231 sections in order and decode them with the charset of the first."""
-    parts.sort(key=lambda part: part[0])
-    charset: str | None = None
-    data: list[bytes] = []
-    for index, (_, encoded, value) in enumerate(parts):
-        if index == 0 and encoded and value.count("'") >= 2:
-            charset, _lang, value = value.split("'", 2)
-        data.append(unquote_to_bytes(to_bytes(value)) if encoded else to_bytes(value))
-    return decode_8bit(b"".join(data), charset, hint)

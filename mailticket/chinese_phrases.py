@@ -40,6 +40,7 @@ from mailticket.bip39 import (
     Phrase,
     Wordlists,
     checksum_holds,
+    keywords,
     lines,
     merge,
     phrases,
@@ -57,16 +58,15 @@ _CLAUSE = re.compile(r"[,，;；]")
 Group = tuple[int, int]
 
 
-def find_chinese(
-    scan: str, lists: Wordlists, taken: Sequence[Phrase], keywords: Sequence[Group]
-) -> list[Phrase]:
-    """Chinese phrases in ``scan``; ``taken`` are the English ones, ``keywords`` the spans
-    of ``bip39.KEYWORD``, both in order."""
+def find_chinese(scan: str, lists: Wordlists, taken: Sequence[Phrase]) -> list[Phrase]:
+    """Chinese phrases in ``scan``; ``taken`` are the English ones, in order."""
     ends = [p.end for p in taken]
     found: list[Phrase] = []
+    marks: list[Group] | None = None  # looked for once there is a run
     for run in _chinese_runs(scan, lists):
+        marks = keywords(scan) if marks is None else marks
         floor = max(found[-1].end if found else 0, _last_before(ends, run[0][0]))
-        found += _chinese(run, scan, keywords, floor, lists)
+        found += _chinese(run, scan, marks, floor, lists)
     return found
 
 
@@ -121,7 +121,7 @@ def _spaced(
     """(first, stop) of the phrases in a stretch of single characters: all of it when a
     keyword announces it, else the windows whose checksum holds; rare enough either way."""
     text = "".join(scan[s:e] for s, e in stretch)
-    if _rarity(text, lists) >= RARITY and _announces(keywords, stretch[0][0], scan, floor):
+    if _announces(keywords, stretch[0][0], scan, floor) and _rarity(text, lists) >= RARITY:
         return [(0, len(stretch))]
     rows = lines(stretch, scan)
     found: list[Group] = []

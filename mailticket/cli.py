@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from mailticket import __version__, store, views
 from mailticket.bulk_import import import_mailbox, open_mailbox
 from mailticket.core import Core, build_core
+from mailticket.envelope import stamp
 from mailticket.errors import ConfigError, TemporaryFailure
 from mailticket.logs import configure as configure_logging
 from mailticket.models import Inbound, Outbox, Ticket
@@ -108,10 +109,31 @@ def serve(settings: Settings) -> None:
 
 @main.command()
 @click.argument("file", type=click.File("rb"), default="-")
+@click.option(
+    "--sender",
+    metavar="ADDR",
+    default=None,
+    help='envelope sender, written as Return-Path (Postfix ${sender}; "" the null sender)',
+)
+@click.option(
+    "--recipient",
+    "recipients",
+    metavar="ADDR",
+    multiple=True,
+    help="envelope recipient, written as Delivered-To (Postfix ${recipient}); repeatable",
+)
 @click.pass_obj
-def ingest(settings: Settings, file: Any) -> None:
-    """Take one mail from FILE or stdin (for an MTA pipe). Exit 0 once stored, 75 to retry."""
-    raw = file.read()
+def ingest(settings: Settings, file: Any, sender: str | None, recipients: tuple[str, ...]) -> None:
+    """Take one mail from FILE or stdin (for an MTA pipe). Exit 0 once stored, 75 to retry.
+
+    With --sender/--recipient the envelope is written on top of the mail as a delivering
+    MTA writes it (Return-Path, Delivered-To), as the SMTP listener does."""
+    try:
+        raw = stamp(file.read(), sender, recipients)
+    except ValueError as exc:  # the pipe's command line is wrong: keep the mail, never bounce
+        _fail(f"not stored: {exc}", EX_TEMPFAIL)
+    if missing := store.database_missing(settings.database.url):
+        _fail(missing, EX_TEMPFAIL)  # the MTA keeps the mail until the admin fixes the path
     with _core(settings, config_exit=EX_TEMPFAIL) as core:
         try:
             result = core.intake.submit(raw, "pipe")
@@ -131,6 +153,8 @@ def import_(settings: Settings, path: Path, notify: bool) -> None:
     """Import an mbox file or a maildir; running it again adds nothing."""
     from rich.progress import Progress
 
+    if missing := store.database_missing(settings.database.url):
+        _fail(missing, 1)
     try:
         total = len(open_mailbox(path))
     except ValueError as exc:
@@ -398,8 +422,18 @@ def db() -> None:
 @db.command()
 @click.pass_obj
 def upgrade(settings: Settings) -> None:
-    with _core(settings, migrate=False) as core:
-        changed = store.upgrade(core.engine)
+    """Create the database's schema, or bring it to this version; run it again: no change.
+
+    Also generates ``tickets.secret`` when unset, so daemons started together share it."""
+    database = settings.database
+    engine = store.make_engine(database.url, busy_timeout=database.busy_timeout.total_seconds())
+    try:
+        changed = store.upgrade(engine)
+        store.secret(engine, settings.tickets.secret)
+    except TemporaryFailure as exc:
+        _fail(str(exc), EX_TEMPFAIL)
+    finally:
+        engine.dispose()
     _echo("schema upgraded" if changed else "schema already current")
 
 

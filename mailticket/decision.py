@@ -28,7 +28,7 @@ from mailticket.mail import InboundMail
 from mailticket.replies import Audience, Plan, agent_plan, requester_plan
 from mailticket.reply_text import new_text
 from mailticket.rules import Routing, RuleSet
-from mailticket.secret_scan import NO_SECRETS, SECRET_TAG, SecretReport, masked_mail, scan_mail
+from mailticket.secret_scan import NO_SECRETS, SECRET_TAG, SecretReport, masked_mail, scan_inbound
 from mailticket.settings import SpamSettings, TicketSettings
 from mailticket.spam_verdict import spam_verdict
 from mailticket.threads import (
@@ -154,7 +154,7 @@ def decide(mail: InboundMail, view: StoreView, ctx: Context) -> Decision:
     """The whole decision for one mail; rules and ``extract`` only ever see it masked."""
     secrets = mail.secrets
     if secrets is None:
-        secrets = scan_mail(mail.text, mail.html, mail.subject)
+        secrets = scan_inbound(mail)
     if not secrets:
         return _decide(mail, view, ctx)
     decision = _decide(masked_mail(mail), view, ctx)

@@ -10,9 +10,16 @@ read from their text. The returned original (a ``message/rfc822`` or
 ties the bounce to the mail we sent.
 
 A notice counts only when a mail system sent it (MAILER-DAEMON, postmaster, no From,
-``X-Failed-Recipients``, ``Auto-Submitted``, ``Return-Path: <>``): a person forwarding a
-bounce to support is asking for help. Other reports (read receipts, abuse reports) and
-out-of-office replies are no bounces.
+``X-Failed-Recipients``, ``Auto-Submitted``, ``Return-Path: <>``) or titled it as mail
+systems do ("Undeliverable:", "Returned mail: ...", :data:`FAILURE_SUBJECT`, which the
+guard reads too): a person forwarding a bounce to support is asking for help. Other
+reports (read receipts, abuse reports) and out-of-office replies are no bounces.
+
+Mailman's detectors (``flufl.bounce``, Apache-2.0) are the last resort, on a mail that
+looks like a notice but whose wording the tables here do not know, and for the failed
+addresses of a notice whose own text names none (after the senders are left out). They
+run on that narrow set only: they are slower, and one of them takes any ", user@host,"
+in a text for a failed address.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
 from typing import Final
+
+from flufl.bounce import all_failures
 
 from mailticket import charsets, mime_tree
 from mailticket.message_ids import message_id
@@ -37,6 +46,11 @@ _DAEMON: Final = re.compile(
     r"|microsoftexchange[0-9a-f]*|mdaemon|mmsc|sysadmin",
     re.I,
 )  # local parts of mail systems' own addresses
+# A mail system's display name, on whatever address (read by the guard too).
+DAEMON_NAME: Final = re.compile(
+    r"\s*(?:mail delivery (?:subsystem|system|service)|mailer[- _]?daemon|postmaster|系统退信)\s*$",
+    re.I,
+)
 _NDR_HEADERS: Final = ("x-failed-recipients", "x-ms-exchange-message-is-ndr")
 # Subjects and opening lines of failure notices (after sisimai's lhost "startingof").
 _SUBJECTS: Final = re.compile(
@@ -47,6 +61,24 @@ _SUBJECTS: Final = re.compile(
     r"|error sending your mail|delivery report|warning: message \S+ delayed|bounce notification",
     re.I,
 )
+# A mail system's subject, anchored (no reply or forward prefix before it): a notice from
+# an ordinary address (a gateway, a relay named as a person) says what it is here. Read by
+# the guard too, which calls such mail automatic whatever its body.
+FAILURE_SUBJECT: Final = re.compile(
+    r"\s*(?:undeliver(?:able|ed)(?:\s+(?:mail|message))?\s*[:：]"
+    r"|undelivered mail returned to sender|failure notice\s*$"
+    r"|delivery status notification\s*(?:\((?:failure|delay|delayed|success)\)|$)"
+    r"|mail delivery failed\s*[:：]\s*returning message to sender"
+    r"|returned mail\s*(?:[:：]|[-–—]\s*(?:error|see transcript|delivery))"
+    r"|mail system error\s*-\s*returned mail"
+    r"|delivery notification\s*:\s*delivery has failed|message status\s*-\s*undeliverable"
+    r"|(?:non remis|non distribuable|unzustellbar|nicht zustellbar|non recapitabile"
+    r"|no se puede entregar|onbestelbaar|olevererbart|kan ikke leveres|n[ãa]o entregue"
+    r"|nie mo[żz]na dostarczy[ćc]|无法投递|無法傳遞|配信不能)\s*[:：]"
+    r"|系统退信|退信通知|メールエラー通知\s*$)",
+    re.I,
+)  # Postfix, Exim, Sendmail, qmail, Exchange (in its languages), Gmail, GroupWise, NetEase
+DOMINO_SUBJECT: Final = re.compile(r"\s*DELIVERY FAILURE\s*:")  # capitals: Lotus Domino
 _NOTICES: Final = re.compile(
     r"this is the qmail-send program"  # qmail
     r"|created automatically by mail delivery software"  # Exim, GMX, 1&1, MXLogic
@@ -145,12 +177,50 @@ def read_bounce(msg: Message, content_type: str, report_type: str) -> Bounce | N
     is_report = (content_type, report_type) == ("multipart/report", "delivery-status")
     has_status = any(kind == _DSN for _, kind in _walk(msg))
     structured = is_report or has_status
-    if not structured and (report_type or not _automatic_sender(msg)):
-        return None  # another report, or the common case: decided without decoding text
+    if not structured and report_type:
+        return None  # another report: a read receipt, an abuse report
+    automatic, titled = _automatic_sender(msg), _titled(msg)
+    if not (structured or automatic or titled or content_type == "multipart/report"):
+        return None  # the common case: decided without decoding text
     parts = _take_apart(msg)
-    if not structured and not _is_notice(msg, parts.notice):
+    if structured or (automatic and _is_notice(msg, parts.notice)):
+        return _bounce(msg, parts)
+    if titled:  # from an ordinary address: only when it names who failed or what came back
+        bounce = _bounce(msg, parts)
+        return bounce if bounce.recipients or bounce.original_message_id else None
+    return _unknown_notice(msg, parts)
+
+
+def _unknown_notice(msg: Message, parts: _Parts) -> Bounce | None:
+    """A mail system's mail in words the tables do not know: a bounce when Mailman's
+    detectors find failed addresses in it. An autoresponder's (RFC 3834) is none."""
+    auto = (v.split(";")[0].strip().lower() for v in _header(msg, "auto-submitted"))
+    if "auto-replied" in auto:
         return None
-    return _bounce(msg, parts)
+    failed, delayed = _detected(msg, parts)
+    if not failed and not delayed:
+        return None
+    action = "failed" if failed else "delayed"
+    status = _status(msg, parts.notice) or ("5.0.0" if failed else "4.0.0")
+    return Bounce(_original_id(msg, parts), failed or delayed, action, status)
+
+
+def _detected(msg: Message, parts: _Parts) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The permanent and the temporary failures Mailman's detectors find, as addresses, the
+    returned mail's senders left out. Only on a mail with a From (one detector needs it)."""
+    if not any(address for _, address in getaddresses(_header(msg, "from"))):
+        return (), ()
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception:  # a third party's heuristics (it logs the error): a bounce missed,
+        return (), ()  # never a mail lost
+    senders = _senders(msg, parts)
+
+    def kept(found: frozenset[bytes]) -> tuple[str, ...]:
+        texts = (a.decode("ascii", "replace").strip().strip("<>").lower() for a in found)
+        return tuple(sorted({a for a in texts if _ADDRESS.fullmatch(a)} - senders))
+
+    return kept(permanent), kept(temporary)
 
 
 def _bounce(msg: Message, parts: _Parts) -> Bounce:
@@ -161,16 +231,18 @@ def _bounce(msg: Message, parts: _Parts) -> Bounce:
     blocks = parts.blocks or _text_blocks(charsets.to_bytes(parts.notice))
     reported = [b for b in blocks if b.keys() & {"final-recipient", "action", "status"}]
     chosen = [b for b in reported if b.get("action", "").lower() == "failed"] or reported
-    recipients = _recipients(chosen, "final-recipient") or _recipients(chosen, "original-recipient")
+    recipients = _recipients(chosen)
     action = chosen[0].get("action", "").strip().lower() if chosen else ""
     status = (chosen[0].get("status", "").split() or [""])[0] if chosen else ""
     if not chosen:
         action = "delayed" if _delayed(msg, parts.notice) else "failed"
     if not status and action in ("failed", "delayed", ""):
         status = _status(msg, parts.notice) or ("4.0.0" if action == "delayed" else "5.0.0")
-    return Bounce(
-        _original_id(msg, parts), recipients or _named_recipients(msg, parts), action, status
-    )
+    recipients = recipients or _named_recipients(msg, parts)
+    if not recipients:
+        failed, delayed = _detected(msg, parts)
+        recipients = failed or delayed
+    return Bounce(_original_id(msg, parts), recipients, action, status)
 
 
 def _take_apart(msg: Message) -> _Parts:
@@ -231,16 +303,31 @@ def _head_text(message: Message) -> str:
 
 
 def _automatic_sender(msg: Message) -> bool:
-    """Sent by a mail system rather than a person."""
-    senders = [address for _, address in getaddresses(_header(msg, "from")) if address]
+    """Sent by a mail system rather than a person: by its address or display name, its
+    headers, or the null or a mail system's Return-Path (the topmost only: the delivering
+    MTA's; any below it are the sender's)."""
+    mailboxes = getaddresses(_header(msg, "from"))
+    senders = [address for _, address in mailboxes if address]
     auto = [v for v in _header(msg, "auto-submitted") if v.split(";")[0].strip().lower() != "no"]
+    return_path = [value.strip().strip("<>").strip() for value in _header(msg, "return-path")[:1]]
     return bool(
         not senders
-        or any(_DAEMON.fullmatch(address.partition("@")[0].strip("<>")) for address in senders)
+        or any(_is_daemon(address) for address in senders + [a for a in return_path if a])
+        or any(DAEMON_NAME.match(name) for name, _ in mailboxes if name)
         or any(_header(msg, name) for name in _NDR_HEADERS)
         or auto
-        or "<>" in (value.strip() for value in _header(msg, "return-path"))
+        or "" in return_path
     )
+
+
+def _is_daemon(address: str) -> bool:
+    return bool(_DAEMON.fullmatch(address.partition("@")[0].strip("<>")))
+
+
+def _titled(msg: Message) -> bool:
+    """A mail system's subject, as :data:`FAILURE_SUBJECT` or Domino's reads it."""
+    subject = _subject(msg)
+    return bool(FAILURE_SUBJECT.match(subject) or DOMINO_SUBJECT.match(subject))
 
 
 def _is_notice(msg: Message, notice: str) -> bool:
@@ -276,7 +363,7 @@ def _named_recipients(msg: Message, parts: _Parts) -> tuple[str, ...]:
         if kept:
             return tuple(dict.fromkeys(kept))
     anywhere = [a.lower() for a in _ADDRESS.findall(parts.notice)]
-    kept = [a for a in anywhere if a not in senders and not _DAEMON.fullmatch(a.split("@")[0])]
+    kept = [a for a in anywhere if a not in senders and not _is_daemon(a)]
     if kept:  # not "please contact postmaster@..."
         return tuple(dict.fromkeys(kept))
     sent_to = {a.lower() for v in _sent_to(parts) for a in _ADDRESS.findall(v)} - senders
@@ -340,13 +427,22 @@ def _text_blocks(data: bytes) -> list[dict[str, str]]:
     return blocks
 
 
-def _recipients(blocks: list[dict[str, str]], field_name: str) -> tuple[str, ...]:
-    """The addresses of ``field_name`` (``rfc822; user@host``) in every block, lower-case
-    (a source route ``@relay:user@host`` gives ``user@host``)."""
-    values = (
-        b[field_name].split(";", 1)[-1].strip().strip("<>").lower()
-        for b in blocks
-        if field_name in b
-    )
-    found = (value.rpartition(":")[2] if value.startswith("@") else value for value in values)
-    return tuple(dict.fromkeys(address for address in found if address and address[0] != "@"))
+def _recipients(blocks: list[dict[str, str]]) -> tuple[str, ...]:
+    """The failed address of every block, lower-case: its Original-Recipient when that is
+    an address (as the sender wrote it: ours, before aliases and forwarding; Mailman reads
+    it so), else its Final-Recipient."""
+    found = (_original(block) or _field_address(block, "final-recipient") for block in blocks)
+    return tuple(dict.fromkeys(address for address in found if address))
+
+
+def _original(block: dict[str, str]) -> str:
+    address = _field_address(block, "original-recipient")
+    return address if "@" in address else ""
+
+
+def _field_address(block: dict[str, str], name: str) -> str:
+    """The address of a recipient field (``rfc822; user@host``), lower-case; a source route
+    ``@relay:user@host`` gives ``user@host``; "" when there is none."""
+    address = block.get(name, "").split(";", 1)[-1].strip().strip("<>").lower()
+    address = address.rpartition(":")[2] if address.startswith("@") else address
+    return "" if address.startswith("@") else address

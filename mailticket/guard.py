@@ -38,6 +38,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from mailticket.dsn import DAEMON_NAME, DOMINO_SUBJECT, FAILURE_SUBJECT
 from mailticket.mail import InboundMail
 
 _BULK_PRECEDENCE: Final = frozenset({"bulk", "junk", "list"})
@@ -47,11 +48,10 @@ _LIST_HEADERS: Final = (
     *("list-archive", "mailing-list", "x-mailing-list", "x-ml-name", "x-mlserver"),
 )  # RFC 2369, 2919; ezmlm, fml, older list servers
 _NO: Final = frozenset({"", "no", "false", "0", "none"})
+# A list server's own address (fml, Majordomo, ezmlm, Mailman): its notices ("you are not
+# a member", a loop alert, a bounce) carry list headers but no request.
+_LIST_SERVER: Final = re.compile(r"(?:owner-.+|.+-(?:admin|owner|bounces|request|ctl))$")
 _DAEMON_LOCALPART: Final = re.compile(r"(?:mailer[-_]?daemon|mail[-_]daemon|post[-_]?master)$")
-_DAEMON_NAME: Final = re.compile(
-    r"\s*(?:mail delivery (?:subsystem|system|service)|mailer[- _]?daemon|postmaster|系统退信)\s*$",
-    re.I,
-)
 _DAEMON_RETURN_PATH: Final = re.compile(r"\s*<?\s*mailer[-_]?daemon\s*(?:@|>|$)", re.I)
 _OPENING: Final = 500  # characters of the body that are read
 _OPENING_LINES: Final = 12
@@ -135,21 +135,6 @@ _AUTO_REPLY_SUBJECT: Final = re.compile(
     re.I,
 )  # Exchange/Outlook in many languages, Lotus Notes, Gmail, QQ Mail, NetEase, Apple, RT
 _LOTUS_SUBJECT: Final = re.compile(r"\s*AUTO\s*:")  # capitals only: "Auto:" may be a car
-_FAILURE_SUBJECT: Final = re.compile(
-    r"\s*(?:undeliver(?:able|ed)(?:\s+(?:mail|message))?\s*[:：]"
-    r"|undelivered mail returned to sender|failure notice\s*$"
-    r"|delivery status notification\s*(?:\((?:failure|delay|delayed|success)\)|$)"
-    r"|mail delivery failed\s*[:：]\s*returning message to sender"
-    r"|returned mail\s*(?:[:：]|[-–—]\s*(?:error|see transcript|delivery))"
-    r"|mail system error\s*-\s*returned mail"
-    r"|delivery notification\s*:\s*delivery has failed|message status\s*-\s*undeliverable"
-    r"|(?:non remis|non distribuable|unzustellbar|nicht zustellbar|non recapitabile"
-    r"|no se puede entregar|onbestelbaar|olevererbart|kan ikke leveres|n[ãa]o entregue"
-    r"|nie mo[żz]na dostarczy[ćc]|无法投递|無法傳遞|配信不能)\s*[:：]"
-    r"|系统退信|退信通知|メールエラー通知\s*$)",
-    re.I,
-)  # Postfix, Exim, Sendmail, qmail, Exchange (in its languages), Gmail, GroupWise, NetEase
-_DOMINO_SUBJECT: Final = re.compile(r"\s*DELIVERY FAILURE\s*:")  # capitals: Lotus Domino
 _REPORT_SUBJECT: Final = re.compile(
     r"\s*complaint about message from \d{1,3}(?:\.\d{1,3}){3}\b", re.I
 )  # Hotmail's JMRP feedback
@@ -224,6 +209,7 @@ def classify(mail: InboundMail, own_addresses: Collection[str]) -> Verdict:
             _auto_submitted(headers),
             _precedence(headers),
             _list_mail(headers),
+            _list_notice(mail, headers),
             *_signs(headers),
             _inbox_rule(headers),
             _x_loop(headers, own_addresses),
@@ -272,6 +258,15 @@ def _precedence(headers: dict[str, list[str]]) -> str | None:
 def _list_mail(headers: dict[str, list[str]]) -> str | None:
     found = [name for name in _LIST_HEADERS if name in headers]
     return f"mailing list ({', '.join(found)})" if found else None
+
+
+def _list_notice(mail: InboundMail, headers: dict[str, list[str]]) -> str | None:
+    """A list server's notice, from its own address: automatic, and no list post (those
+    may be requests: stored as tickets), so never a ticket of its own."""
+    local = mail.from_addr.partition("@")[0]
+    if not _LIST_SERVER.match(local) or not any(name in headers for name in _LIST_HEADERS):
+        return None
+    return f"list server notice (from {local})"
 
 
 def _signs(headers: dict[str, list[str]]) -> Iterable[str]:
@@ -324,7 +319,7 @@ def _auto_reply(subject: str, opening: str) -> str | None:
 def _subject_marker(subject: str) -> str | None:
     if _AUTO_REPLY_SUBJECT.match(subject) or _LOTUS_SUBJECT.match(subject):
         return "auto-reply subject"
-    if _FAILURE_SUBJECT.match(subject) or _DOMINO_SUBJECT.match(subject):
+    if FAILURE_SUBJECT.match(subject) or DOMINO_SUBJECT.match(subject):
         return "failure notice subject"
     return "abuse report subject" if _REPORT_SUBJECT.match(subject) else None
 
@@ -360,8 +355,9 @@ def _text(opening: str) -> str | None:
 
 def _null_sender(headers: dict[str, list[str]]) -> str | None:
     """``Return-Path: <>``, the null reverse-path of notifications (RFC 5321 4.5.5), or
-    MAILER-DAEMON's."""
-    values = headers.get("return-path", ())
+    MAILER-DAEMON's. Only the topmost counts: the delivering MTA writes it (the listener
+    and ``ingest --sender`` too, :mod:`mailticket.envelope`); any below are the sender's."""
+    values = headers.get("return-path", ())[:1]
     if "<>" in values:
         return "null Return-Path"
     daemon = any(_DAEMON_RETURN_PATH.match(value) for value in values)
@@ -374,7 +370,7 @@ def _daemon_sender(mail: InboundMail) -> str | None:
     local = mail.from_addr.partition("@")[0]
     if _DAEMON_LOCALPART.match(local):
         return f"sent by {local}"
-    return f"sent as {mail.from_name.strip()!r}" if _DAEMON_NAME.match(mail.from_name) else None
+    return f"sent as {mail.from_name.strip()!r}" if DAEMON_NAME.match(mail.from_name) else None
 
 
 def _own_sender(mail: InboundMail, own_addresses: Collection[str]) -> str | None:

@@ -132,6 +132,11 @@ def collect(core: Core) -> Health:
         health.problems.append("quarantined mail: see `mailticket quarantine list`")
     if health.overdue:
         health.problems.append(f"{health.overdue} ticket(s) past their first-response time")
+    if not core.settings.agents.require_authenticated:
+        health.problems.append(
+            "agents.require_authenticated = false: a forged From acts as an agent "
+            "(unsafe on the Internet)"
+        )
     health.problems += [
         f"IMAP {p.account}: {p.last_error} (since {views.iso(p.last_error_at)})"
         for p in health.imap

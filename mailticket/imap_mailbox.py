@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from mailticket.imap_plan import uid_set
 from mailticket.settings import ImapAccount
@@ -56,6 +56,21 @@ def _one_line(exc: BaseException) -> str:
     if text[:2] in ("b'", 'b"') and text[-1:] == text[1]:  # imaplib's bytes, repr'd
         text = text[2:-1]
     return text or type(exc).__name__
+
+
+def create_folder(client: IMAPClient, name: str) -> None:
+    """Create ``name`` unless it exists. Another poller creating it at the same moment is
+    success too: ``NO [ALREADYEXISTS]`` (RFC 5530), or a NO in other words after which
+    the folder is there."""
+    if client.folder_exists(name):
+        return
+    try:
+        client.create_folder(name)
+    except IMAPClientAbortError:
+        raise  # the connection is gone: nothing to ask it
+    except IMAPClientError as exc:
+        if "[ALREADYEXISTS]" not in str(exc) and not client.folder_exists(name):
+            raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +139,8 @@ class Mailbox:
             client.starttls(context)
         client.login(account.username, password)
         client.normalise_times = False  # aware INTERNALDATEs
-        processed = account.processed_folder
-        if processed and not client.folder_exists(processed):
-            client.create_folder(processed)
+        if account.processed_folder:
+            create_folder(client, account.processed_folder)
         selected = client.select_folder(account.folder)
         return int(selected[b"UIDVALIDITY"])
 

@@ -351,15 +351,16 @@ class Intake:
             return self._quarantine(connection, arrival, arrival.error)
         if arrival.replacing is not None:
             store.delete_inbound(connection, arrival.replacing)
-        if store.inbound_exists(connection, mail.dedupe_key):
+        found = tickets.seen(connection, mail, self._parse_stored)
+        if found.duplicate:
             return Result("duplicate", mail.message_id, None, "seen before", arrival.source)
-        return self._apply(connection, arrival, mail)
+        return self._apply(connection, arrival, mail, found)
 
     def _failed(self, arrival: Arrival, connection: Connection, error: Exception) -> Result:
         """``_store`` failed (and was undone): keep the mail raw with the reason."""
         mail = arrival.mail
         if isinstance(error, IntegrityError) and mail is not None:
-            if store.inbound_exists(connection, mail.dedupe_key):
+            if tickets.seen(connection, mail, self._parse_stored).duplicate:
                 return Result(
                     "duplicate", mail.message_id, None, "stored concurrently", arrival.source
                 )
@@ -369,7 +370,13 @@ class Intake:
         log.error("%s: intake failed; quarantining", _identity(arrival).message_id, exc_info=error)
         return self._quarantine(connection, arrival, reason)
 
-    def _apply(self, connection: Connection, arrival: Arrival, mail: InboundMail) -> Result:
+    def _parse_stored(self, raw: bytes) -> InboundMail:
+        """A stored mail parsed again, to compare it with a new one with its Message-ID."""
+        return parse(raw, max_attachment_size=self._settings.tickets.max_attachment_size)
+
+    def _apply(
+        self, connection: Connection, arrival: Arrival, mail: InboundMail, found: tickets.Seen
+    ) -> Result:
         ctx = Context(
             self._settings.tickets,
             self._rules(),
@@ -385,11 +392,11 @@ class Intake:
         decision = decide(mail, tickets.SessionView(connection, lock=True), ctx)
         now, source = ctx.now, arrival.source
         if decision.action in ("ignore", "status"):
-            return self._without_ticket(connection, arrival, mail, decision)
-        ticket = self._target_ticket(connection, mail, decision, ctx)
+            return self._without_ticket(connection, arrival, mail, decision, found)
+        ticket = self._target_ticket(connection, mail, decision, ctx, arrival.source)
         inbound_id = tickets.store_inbound(
             connection,
-            tickets.identity(mail),
+            tickets.identity(mail, found.dedupe_key),
             mail.raw,
             source,
             now,
@@ -398,6 +405,9 @@ class Intake:
         )
         tickets.add_message(connection, ticket.number, mail, decision.kind, inbound_id, now)
         events = tickets.decision_events(ticket.number, mail, decision, ctx, source)
+        if found.reused:
+            detail = f"{found.reused} was already used by a different mail: stored as a new one"
+            events.append(tickets.event(ticket.number, "message_id_reused", detail, now))
         if decision.participants:
             why = f"Cc of a verified mail from {mail.from_addr}"
             events += tickets.participant_events(
@@ -492,7 +502,12 @@ class Intake:
         return events
 
     def _without_ticket(
-        self, connection: Connection, arrival: Arrival, mail: InboundMail, decision: Decision
+        self,
+        connection: Connection,
+        arrival: Arrival,
+        mail: InboundMail,
+        decision: Decision,
+        found: tickets.Seen,
     ) -> Result:
         """A mail that opens no ticket: ignored (automatic, about nothing of ours), or a
         status request, answered with the sender's tickets."""
@@ -500,7 +515,7 @@ class Intake:
         state = "ignored" if decision.action == "ignore" else "processed"
         tickets.store_inbound(
             connection,
-            tickets.identity(mail),
+            tickets.identity(mail, found.dedupe_key),
             mail.raw,
             arrival.source,
             arrival.at,
@@ -519,14 +534,15 @@ class Intake:
         return Result("stored", mail.message_id, None, "status", arrival.source)
 
     def _target_ticket(
-        self, connection: Connection, mail: InboundMail, decision: Decision, ctx: Context
-    ) -> TicketState:
+        self, connection: Connection, mail: InboundMail, decision: Decision, ctx: Context,
+        source: str,
+    ) -> TicketState:  # fmt: skip
         if decision.action == "new":
             assert decision.routing is not None
-            due = ctx.rules.first_due(decision.routing.priority, ctx.now)
             return tickets.open_ticket(
-                connection, mail, decision, ctx.settings.prefix, ctx.now, due, ctx.rules
-            )
+                connection, mail, decision, ctx.settings.prefix, ctx.now, ctx.rules,
+                created_at=_created_at(mail, ctx, source), clock_runs=ctx.notify,
+            )  # fmt: skip
         assert decision.ticket is not None
         return tickets.locked_ticket(connection, decision.ticket)
 
@@ -559,6 +575,15 @@ def _parse_here(raw: bytes, *, max_attachment_size: int) -> Future[InboundMail]:
     except Exception as exc:
         parsed.set_exception(exc)
     return parsed
+
+
+def _created_at(mail: InboundMail, ctx: Context, source: str) -> datetime:
+    """When a ticket opened: now, or for old mail brought in (``import``, an IMAP
+    mailbox's mail before ``since``) the date it was written, so that reports count the
+    backlog by its own dates. A date in the future is a wrong clock: now."""
+    if (source == "import" or not ctx.notify) and mail.date is not None:
+        return min(mail.date, ctx.now)
+    return ctx.now
 
 
 def _identity(arrival: Arrival) -> Identity:

@@ -247,14 +247,16 @@ def _may_come_from_no_one(
 
 
 def _charset_hint(tree: list[Message]) -> str | None:
-    """The first non-UTF-8 charset the mail declares, for a part or in an encoded word:
-    its raw 8-bit headers are most likely in the same one."""
+    """The charset of the mail's raw 8-bit headers, judged on all of them at once, with
+    the first non-UTF-8 charset the mail declares (for a part or in an encoded word) as a
+    head start."""
     declared = (mime_tree.content_type(part, None)[1].get("charset") for part in tree)
     labels = (found.text for found in declared if found)
     words = (
         name for _, value in tree[0].raw_items() for name in charsets.word_charsets(str(value))
     )
-    return next((name for name in chain(labels, words) if charsets.is_legacy(name)), None)
+    hint = next((name for name in chain(labels, words) if charsets.is_legacy(name)), None)
+    return charsets.header_hint((str(value) for _, value in tree[0].raw_items()), hint)
 
 
 def _headers(msg: Message, hint: str | None) -> tuple[tuple[tuple[str, str], ...], bool]:
@@ -302,25 +304,38 @@ def _mailboxes(msg: Message, name: str, hint: str | None) -> list[tuple[str, str
     ]
 
 
+# A quoted local part mailticket writes to: words of characters that need no escape and
+# mean nothing to an address list, one space apart ("System Administrator"@example.com).
+# No "," (recipients are stored comma-separated), "@", "<>" (an address inside an address
+# misleads a reader), quote or backslash; no runs of spaces (header values are made one
+# line by collapsing them).
+_QUOTED_LOCAL: Final = re.compile(r'"[^\s"\\,;:@<>()\[\]]+(?: [^\s"\\,;:@<>()\[\]]+)*"')
+
+
 @functools.lru_cache(maxsize=4096)
 def sendable_address(address: str) -> str | None:
     """``address`` as mailticket writes to it (lower case, an internationalised domain in
     its ASCII form), or None when it is not valid: email-validator's syntax check (RFC
-    5321) without DNS, quoted local parts, IP literals or a non-ASCII local part (mail
-    goes out without SMTPUTF8). Dotless hosts, ``localhost``, ``.local`` and ``.test``
-    pass (cron mail, intranets, test setups); ``.invalid``, ``.onion`` and ``.arpa`` never
-    reach anyone."""
+    5321) without DNS or IP literals. A non-ASCII local part is valid (RFC 6531: mail to
+    it goes out with SMTPUTF8, see ``transport``), a quoted local part too when it is
+    plain words (``_QUOTED_LOCAL``). Dotless hosts, ``localhost``, ``.local`` and
+    ``.test`` pass (cron mail, intranets, test setups); ``.invalid``, ``.onion`` and
+    ``.arpa`` never reach anyone."""
     try:
         found = validate_email(
             address,
-            allow_smtputf8=False,
+            allow_smtputf8=True,
+            allow_quoted_local=True,
             check_deliverability=False,
             globally_deliverable=False,
             test_environment=True,
         )
     except EmailNotValidError:
         return None
-    return found.ascii_email.lower() if found.ascii_email else None
+    local = found.local_part
+    if local.startswith('"') and not _QUOTED_LOCAL.fullmatch(local):
+        return None
+    return f"{local}@{found.ascii_domain}".lower()
 
 
 def _addresses(msg: Message, name: str, hint: str | None) -> tuple[str, ...]:

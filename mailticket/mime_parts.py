@@ -1,10 +1,17 @@
 """Walk a mail's MIME tree into its body text, HTML and attachments (pure).
 
 Text is never dropped: undecodable bytes are replaced and the body is flagged ``lossy``.
-Of a ``multipart/alternative`` the first plain text and the last HTML are kept; every
-other part that is not body text becomes an :class:`Attachment` (forwarded mails too),
-named safely and capped in size. Parts nested deeper than ``limits.MAX_DEPTH`` are kept
-whole as one attachment; both limits leave a note (``Body.notes``).
+Of a ``multipart/alternative`` the first plain text that is not blank and the last HTML
+are kept; every other part that is not body text becomes an :class:`Attachment`
+(forwarded mails too), named safely and capped in size. Parts nested deeper than
+``limits.MAX_DEPTH`` are kept whole as one attachment; both limits leave a note
+(``Body.notes``). Outlook's ``winmail.dat`` (TNEF) is unpacked: its files become the
+attachments (the blob itself stays in the raw mail).
+
+A mail that has text somewhere shows it: when its own body is blank, the text of what
+it carries is its body, in order: an attached or wrapped message (a top-level
+``message/rfc822`` from GroupWise, a digest; not the returned message of a delivery
+report), a text part sent with a file name, a TNEF body.
 """
 
 from __future__ import annotations
@@ -14,13 +21,15 @@ import binascii
 import mimetypes
 import quopri
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
+from email.parser import BytesParser
 from typing import Final
 
 from inscriptis import get_text
 
-from mailticket import charsets, limits, mime_tree
+from mailticket import charsets, limits, mime_params, mime_tree, tnef
 from mailticket.charsets import Decoded
 
 _UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -62,15 +71,34 @@ def read_body(msg: Message, *, cap: int, hint: str | None, linesep: str) -> Body
     ``hint`` is the charset for undeclared 8-bit parameters; ``linesep`` the line ending
     attached messages are written back with (the one the raw mail uses).
     """
-    parts = _Parts(cap, hint, linesep)
+    report = mime_tree.content_type(msg, hint)[0] == "multipart/report"
+    parts = _Parts(cap, hint, linesep, report=report)
     _walk(msg, parts, 0)
-    html = "\n".join(parts.html)
+    text, html = _settle(parts)
     return Body(
-        text=_newlines("\n".join(parts.plain)) or _html_to_text(html),
+        text=text,
         html=_newlines(html),
         attachments=tuple(parts.attachments),
         lossy=parts.lossy,
         notes=tuple(parts.notes),
+    )
+
+
+def _settle(parts: _Parts) -> tuple[str, str]:
+    """The text and HTML of a walk: the plain text, else the HTML's rendering, else the
+    text of what the mail carries (``parts.spare``, walked only when needed)."""
+    html = "\n".join(parts.html)
+    text = _newlines("\n".join(parts.plain))
+    text = text if text.strip() else _html_to_text(html)
+    if text.strip() or not parts.spare:
+        return text, html
+    spare = _Parts(parts.cap, parts.hint, parts.linesep)  # its attachments are thrown away
+    for fill in parts.spare:
+        fill(spare)
+    spare_text, spare_html = _settle(spare)
+    parts.lossy = parts.lossy or spare.lossy
+    return (
+        (spare_text, html if html.strip() else spare_html) if spare_text.strip() else (text, html)
     )
 
 
@@ -85,12 +113,21 @@ class _Parts:
     html: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # text to show when the mail's own is blank, in order (see _settle)
+    spare: list[Callable[[_Parts], None]] = field(default_factory=list)
     lossy: bool = False
+    report: bool = False  # a delivery report: its returned message is no text of its own
 
     def branch(self) -> _Parts:
-        """A collector for one alternative; attachments and notes go to the shared lists."""
+        """A collector for one alternative; attachments, notes, spare text are shared."""
         return _Parts(
-            self.cap, self.hint, self.linesep, attachments=self.attachments, notes=self.notes
+            self.cap,
+            self.hint,
+            self.linesep,
+            attachments=self.attachments,
+            notes=self.notes,
+            spare=self.spare,
+            report=self.report,
         )
 
 
@@ -105,6 +142,8 @@ def _walk(part: Message, parts: _Parts, depth: int) -> None:
     elif content_type.startswith("message/"):
         data = _message_bytes(part, children, parts.linesep)
         parts.attachments.append(_attachment(part, content_type, data, parts))
+        if not parts.report:
+            parts.spare.append(lambda target: _walk_message(part, children, target, depth))
     elif depth >= limits.MAX_DEPTH:  # the whole subtree, headers and boundaries, as a file
         data = mime_tree.flatten(part, parts.linesep)
         parts.attachments.append(_attachment(part, content_type, data, parts))
@@ -121,7 +160,7 @@ def _walk_alternative(children: list[Message], parts: _Parts, depth: int) -> Non
     branches = [parts.branch() for _ in children]
     for child, branch in zip(children, branches, strict=True):
         _walk(child, branch, depth + 1)
-    plain = next((branch for branch in branches if branch.plain), None)
+    plain = next((branch for branch in branches if "".join(branch.plain).strip()), None)
     html = next((branch for branch in reversed(branches) if branch.html), None)
     for chosen, target in ((plain, parts.plain), (html, parts.html)):
         if chosen is not None:
@@ -140,9 +179,18 @@ def _leaf(part: Message, content_type: str, parts: _Parts, root: bool) -> None:
     body_type = content_type in _BODY_TYPES or content_type.startswith("multipart/")
     inline = disposition != "attachment" and (not filename or root)
     data = mime_tree.payload_bytes(part)
+    if tnef.is_tnef(content_type, filename, data) and _unpack_tnef(data, parts):
+        return
     if not (body_type and inline):
         parts.attachments.append(_attachment(part, content_type, data, parts))
+        if content_type in _BODY_TYPES and disposition != "attachment":  # named, not attached
+            parts.spare.append(lambda target: _text(part, content_type, data, target))
         return
+    _text(part, content_type, data, parts)
+
+
+def _text(part: Message, content_type: str, data: bytes, parts: _Parts) -> None:
+    """Decode a text part into the plain text or the HTML of ``parts``."""
     charset = mime_tree.content_type(part, parts.hint)[1].get("charset")
     html = content_type == "text/html"
     declared = charset.text if charset else charsets.html_charset(data) if html else None
@@ -151,10 +199,46 @@ def _leaf(part: Message, content_type: str, parts: _Parts, root: bool) -> None:
     parts.lossy = parts.lossy or decoded.lossy
 
 
+def _unpack_tnef(data: bytes, parts: _Parts) -> bool:
+    """Outlook's winmail.dat: its files as attachments, its body as spare text; False
+    when it cannot be read (it is then kept as it is)."""
+    winmail = tnef.unpack(data)
+    if winmail is None:
+        return False
+    for name, content in winmail.files:
+        guessed = _MIME_TYPES.guess_type(name, strict=False)[0] if name else None
+        parts.attachments.append(
+            _stored(safe_filename(name), guessed or "application/octet-stream", content, parts)
+        )
+
+    def fill(target: _Parts) -> None:
+        target.plain.append(winmail.text)
+        target.html.append(winmail.html)
+        target.lossy = target.lossy or winmail.lossy
+
+    parts.spare.append(fill)
+    return True
+
+
+def _walk_message(part: Message, children: list[Message], parts: _Parts, depth: int) -> None:
+    """Walk the message an attached or wrapping message/* part carries, as body text."""
+    if depth >= limits.MAX_DEPTH:
+        return
+    encoding = "".join(mime_tree.raw_values(part, "content-transfer-encoding")[:1])
+    if encoding.strip().lower() in ("base64", "quoted-printable"):  # not undone by the parser
+        data = _message_bytes(part, children, parts.linesep)
+        try:
+            children = [BytesParser(policy=mime_tree.READ).parsebytes(data)]
+        except RecursionError:  # nested beyond the parser's reach: it stays an attachment
+            return
+    for child in children:
+        _walk(child, parts, depth + 1)
+
+
 def _disposition(part: Message, hint: str | None) -> tuple[str, dict[str, Decoded]]:
     """The lower-case Content-Disposition ("attachment", "inline", "") and its params."""
     values = mime_tree.raw_values(part, "content-disposition")
-    return charsets.header_params(values[0] if values else "", hint)
+    return mime_params.header_params(values[0] if values else "", hint)
 
 
 def _filename(part: Message, hint: str | None) -> str:
@@ -169,8 +253,12 @@ def _filename(part: Message, hint: str | None) -> str:
 
 
 def _attachment(part: Message, content_type: str, data: bytes, parts: _Parts) -> Attachment:
+    """An attachment of the MIME tree."""
+    return _stored(safe_filename(_filename(part, parts.hint)), content_type, data, parts)
+
+
+def _stored(name: str, content_type: str, data: bytes, parts: _Parts) -> Attachment:
     """An attachment; its content is dropped (size kept) when it is over the cap."""
-    name = safe_filename(_filename(part, parts.hint))
     name = name or _default_name(content_type, len(parts.attachments) + 1)
     content = data if len(data) <= parts.cap else None
     if content is None:

@@ -16,7 +16,7 @@ from email.message import Message
 from io import BytesIO
 from typing import Final
 
-from mailticket import charsets
+from mailticket import charsets, mime_params
 from mailticket.charsets import Decoded
 
 DELIVERY_STATUS: Final = "message/delivery-status"  # read by dsn, not walked as a body part
@@ -70,7 +70,7 @@ def raw_values(part: Message, name: str) -> list[str]:
 def content_type(part: Message, hint: str | None) -> tuple[str, dict[str, Decoded]]:
     """The part's lower-case type (the parser's default when missing or invalid) and params."""
     values = raw_values(part, "content-type")
-    value, params = charsets.header_params(values[0] if values else "", hint)
+    value, params = mime_params.header_params(values[0] if values else "", hint)
     match = _TYPE.match(value)
     return (match[0] if match else part.get_default_type()), params
 

@@ -130,7 +130,7 @@ def compose(
     head = "".join(
         f"{name}: {_header_value(name, value)}\r\n" for name, value in _headers(rendered, envelope)
     )
-    return head.encode("ascii") + body.as_bytes(policy=_WIRE)
+    return head.encode("utf-8") + body.as_bytes(policy=_WIRE)  # UTF-8: RFC 6532 addresses
 
 
 def draft(rendered: Rendered, envelope: Envelope) -> str:
@@ -238,10 +238,28 @@ def _header_value(name: str, value: str) -> str:
     """One line as it is when short ASCII; else folded (and encoded words when not ASCII)."""
     clean = one_line(value)
     if name in _ADDRESS_HEADERS and not clean.isascii():  # the address itself stays readable
-        clean = ", ".join(formataddr(pair, charset="utf-8") for pair in getaddresses([clean]))
+        pairs = getaddresses([clean])
+        if any(not address.isascii() for _, address in pairs):
+            return ",\r\n ".join(_utf8_mailbox(display, address) for display, address in pairs)
+        clean = ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
         return Header(clean, "us-ascii", header_name=name).encode(linesep="\r\n")
     plain = clean.isascii() and "=?" not in clean  # else a client would decode it as a word
     if plain and len(name) + len(clean) < 76:
         return clean
     charset = "us-ascii" if plain else "utf-8"
     return Header(clean, charset, header_name=name).encode(linesep="\r\n")
+
+
+def _utf8_mailbox(display: str, address: str) -> str:
+    """A mailbox whose address may be UTF-8 (RFC 6532: such a mail goes out only through a
+    relay that offers SMTPUTF8, see ``transport``); the display name is still an encoded
+    word, for the ASCII-only readers a Cc may reach."""
+    if address.isascii():
+        return formataddr((display, address), charset="utf-8")
+    if not display:
+        return address
+    named = formataddr((display, _PLACEHOLDER), charset="utf-8")  # it refuses UTF-8 addresses
+    return f"{named.removesuffix(f'<{_PLACEHOLDER}>')}<{address}>"
+
+
+_PLACEHOLDER = "x@x.invalid"

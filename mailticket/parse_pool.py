@@ -38,7 +38,7 @@ from pebble import ProcessExpired, ProcessPool
 
 from mailticket.errors import MailRejected, ParseError, TemporaryFailure
 from mailticket.mail import InboundMail, parse
-from mailticket.secret_scan import scan_mail
+from mailticket.secret_scan import scan_inbound
 from mailticket.warm_up import sample_mails
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def parse_lean(raw: bytes, max_attachment_size: int) -> InboundMail:
     """Parse in a worker, and look for secrets there too (the store's thread is the
     daemon's bottleneck); the raw bytes are not sent back (the caller has them)."""
     mail = parse(raw, max_attachment_size=max_attachment_size)
-    return replace(mail, raw=b"", secrets=scan_mail(mail.text, mail.html, mail.subject))
+    return replace(mail, raw=b"", secrets=scan_inbound(mail))
 
 
 class ParsePool:

@@ -34,7 +34,8 @@ from typing import Final
 
 __all__ = ["find_keys"]
 
-LABEL_REACH: Final = 64  # characters before a hash where a label or key words count
+LABEL_REACH: Final = 48  # characters before a hash where a label or key words count
+SENTENCE_REACH: Final = 64  # the same for a label in the sentence of a 0x hash
 LABEL_WORDS: Final = 6  # words at most between a label and a 0x hash
 LIST_GAP: Final = 24  # at most this between two hashes of one labelled list
 KEY_HEX: Final = 64
@@ -47,7 +48,12 @@ _EXTENDED = ("xprv", "yprv", "zprv", "tprv", "uprv", "vprv", "Yprv", "Zprv", "Up
 # Pieces of hex joined by a space, a dash, or a line break with quote marks.
 _JOINER = r"(?:[ \t]*\r?\n[ \t]*(?:>[ \t]*)*|[ \t]{1,2}|[ \t]?[-–][ \t]?)"
 _PIECE = r"[0-9A-Fa-f]{2,}(?![0-9A-Za-z\x00])"
-_PIECES = re.compile(rf"(?<![0-9A-Za-z\x00])(?:0[xX])?{_PIECE}(?:{_JOINER}{_PIECE})+")
+# The pattern opens with a class, not a look-behind, so that the regex engine skips
+# ahead to the next hex digit (twice as fast); the look-behind follows that digit.
+_PIECES = re.compile(
+    rf"[0-9A-Fa-f](?:(?<![0-9A-Za-z\x00].)|(?<=0[xX].))[0-9A-Fa-f]+(?![0-9A-Za-z\x00])"
+    rf"(?:{_JOINER}{_PIECE})+"
+)
 _HEX_PIECE = re.compile(r"[0-9A-Fa-f]{2,}")
 _GROUP_SIZES: Final = (4, 8, 16)
 _TX_WORD = (
@@ -127,9 +133,11 @@ def _split_keys(scan: str) -> Iterator[tuple[int, int, bool]]:
             continue
         pieces = [p.span() for p in _HEX_PIECE.finditer(scan, m.start(), m.end())]
         for first, stop in [*_groups(pieces, scan), *_lines(pieces, scan)]:
+            start = _with_prefix(scan, pieces[first][0])
             digits = "".join(scan[s:e] for s, e in pieces[first:stop])
-            if not (digits.isdigit() or digits.isalpha()):
-                yield _with_prefix(scan, pieces[first][0]), pieces[stop - 1][1], True
+            glued = scan[start - 1 : start] in _ALNUM  # to a "0x" glued to letters
+            if not (glued or digits.isdigit() or digits.isalpha()):
+                yield start, pieces[stop - 1][1], True
 
 
 def _groups(pieces: list[tuple[int, int]], scan: str) -> Iterator[tuple[int, int]]:
@@ -178,12 +186,18 @@ def _is_transaction(scan: str, start: int, previous_end: int, kept_end: int) -> 
     listed = kept_end == previous_end and start - kept_end <= LIST_GAP
     if listed and _LIST_GAP.fullmatch(scan, kept_end, start):
         return True
-    window = scan[max(previous_end, start - LABEL_REACH) : start]
-    window = window[max(window.rfind("\x00"), window.rfind("\x01")) + 1 :]
+    window = _window(scan, start, previous_end, LABEL_REACH)
     labelled = _TX_LABEL.search(window) or _EXPLORER.search(window)
     if labelled:
         return not _KEY_WORDS.search(window, 0, labelled.start())
-    return scan[start : start + 2] in ("0x", "0X") and _in_labelled_sentence(window)
+    prefixed = scan[start : start + 2] in ("0x", "0X")
+    return prefixed and _in_labelled_sentence(_window(scan, start, previous_end, SENTENCE_REACH))
+
+
+def _window(scan: str, start: int, previous_end: int, reach: int) -> str:
+    """The text before ``start``: ``reach`` characters, not back over a finding."""
+    window = scan[max(previous_end, start - reach) : start]
+    return window[max(window.rfind("\x00"), window.rfind("\x01")) + 1 :]
 
 
 def _in_labelled_sentence(window: str) -> bool:

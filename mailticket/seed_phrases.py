@@ -30,17 +30,16 @@ masked key (glued like the letters it replaced) and ``\\x01`` for a masked phras
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from mailticket.bip39 import (
     GAP,
+    KEYWORD,
     MIN_WORDS,
     Phrase,
     Wordlists,
-    keywords,
     lines,
     phrases,
     split,
@@ -52,6 +51,7 @@ __all__ = ["Phrase", "find_phrases"]
 
 TYPO_DISTANCE: Final = 6  # typos closer than this many words end the run
 KEYWORD_REACH: Final = 40  # characters between a keyword and the phrase it announces
+KEYWORD_SIZE: Final = 24  # characters a keyword may have (seed phrase, secret recovery...)
 
 _LETTERS = re.compile(r"([A-Za-z]+)")
 _HIT_STRETCH = re.compile("1+(?:01+)*")  # no phrase spans two non-words in a row
@@ -62,12 +62,10 @@ _SENTENCE_END = re.compile(r"[.!?。！？](?:\s|\Z)|[\x00\x01]")
 def find_phrases(scan: str) -> list[Phrase]:
     """Every recovery phrase in ``scan``, in order."""
     lists = wordlists()
-    marks = keywords(scan)
     english: list[Phrase] = []
     for part in _english(_tokens(scan, lists)):
-        floor = english[-1].end if english else 0
-        english += _english_phrases(part, scan, marks, floor)
-    return sorted(english + find_chinese(scan, lists, english, marks), key=lambda p: p.start)
+        english += _english_phrases(part, scan, english[-1].end if english else 0)
+    return sorted(english + find_chinese(scan, lists, english), key=lambda p: p.start)
 
 
 # English: one token per word; None for a word that ends a run.
@@ -145,25 +143,20 @@ def _english(tokens: Iterator[_Token | None]) -> Iterator[list[_Token]]:
         yield part
 
 
-def _english_phrases(
-    part: list[_Token], scan: str, marks: Sequence[tuple[int, int]], floor: int
-) -> list[Phrase]:
+def _english_phrases(part: list[_Token], scan: str, floor: int) -> list[Phrase]:
     """Checksummed phrases; else the run after a keyword, if one announces it."""
     spans = phrases([t.indexes for t in part], lines([(t.start, t.end) for t in part], scan))
     if spans:
         return [Phrase(part[a].start, part[b - 1].end, "english") for a, b in spans]
-    announced = _announced(part, scan, marks, floor)
+    announced = _announced(part, scan, floor)
     return [announced] if announced else []
 
 
-def _announced(
-    part: list[_Token], scan: str, marks: Sequence[tuple[int, int]], floor: int
-) -> Phrase | None:
+def _announced(part: list[_Token], scan: str, floor: int) -> Phrase | None:
     """The words after a keyword, when 12 or more (a typo at an end only if needed)."""
-    first = bisect_left(marks, part[0].start - KEYWORD_REACH, key=lambda m: m[1])
-    for m_start, m_end in marks[first:]:
-        if m_end > part[-1].start:
-            break
+    reach = max(floor, part[0].start - KEYWORD_REACH - KEYWORD_SIZE)
+    for mark in KEYWORD.finditer(scan, reach, part[-1].start):
+        m_start, m_end = mark.span()
         words = [t for t in part if t.start >= m_end]
         gap_end = words[0].start
         if m_start < floor or gap_end - m_end > KEYWORD_REACH:

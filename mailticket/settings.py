@@ -6,6 +6,7 @@ Built once by ``load_settings`` and passed down; nothing else reads the environm
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 import typing
@@ -228,14 +229,58 @@ class Settings(Section):
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read ``path`` (or ./mailticket.toml when present), overlay the environment, validate."""
+    """Read ``path`` (or ./mailticket.toml when present), overlay the environment, validate.
+
+    With a file, every relative path (from the file, the environment or a default) is
+    made relative to the file's folder: a command run from elsewhere (an MTA's pipe, cron)
+    finds the same database, rules and templates as the daemon. Without a file they stay
+    relative to the working directory."""
     source = path if path is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     data = _read_toml(source) if source is not None else {}
     _overlay_environment(data, environ or {})
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, source)) from None
+    if source is None:
+        return settings
+    return rooted(settings, Path(os.path.abspath(source)).parent)  # lexically: no symlinks
+
+
+def rooted(settings: Settings, folder: Path) -> Settings:
+    """``settings`` with each relative path, and a relative SQLite file in
+    ``database.url``, under ``folder`` (absolute ones are kept)."""
+    sections = {name: _rooted(getattr(settings, name), folder) for name in Settings.model_fields}
+    database = settings.database
+    url = rooted_url(database.url, folder)
+    sections["database"] = database.model_copy(update={"url": url})
+    return settings.model_copy(update=sections)
+
+
+def _rooted(value: object, folder: Path) -> object:
+    """Every Path field of a section (or of each [[imap]] account) under ``folder``."""
+    if isinstance(value, tuple):
+        return tuple(_rooted(item, folder) for item in value)
+    if not isinstance(value, Section):
+        return value
+    paths = {
+        name: folder / found
+        for name in type(value).model_fields
+        if isinstance(found := getattr(value, name), Path) and not found.is_absolute()
+    }
+    return value.model_copy(update=paths)
+
+
+def rooted_url(url: str, folder: Path) -> str:
+    """``sqlite:///mailticket.db`` -> ``sqlite:////srv/site/mailticket.db``; other
+    databases, absolute files, ``:memory:`` and ``file:`` URIs unchanged."""
+    scheme, found, rest = url.partition(":///")
+    if not found or scheme.partition("+")[0] != "sqlite":
+        return url
+    file, query, parameters = rest.partition("?")
+    if not file or file.startswith(("/", "file:")) or file == ":memory:":
+        return url
+    return f"{scheme}:///{folder / file}{query}{parameters}"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

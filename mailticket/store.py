@@ -22,12 +22,19 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, event, false, func, text, update
 from sqlalchemy import select as core_select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from mailticket.decision_parts import GuardHistory, GuardWindows
-from mailticket.errors import StorageFull, TemporaryFailure
+from mailticket.errors import ConfigError, StorageFull, TemporaryFailure
 from mailticket.models import Setting, Ticket
 from mailticket.sqlite_guard import ReadOnlyGuard, file_problem
 
@@ -42,7 +49,16 @@ SCHEMA_HEAD = "0006"  # the newest migration; a test keeps it equal to Alembic's
 
 
 def make_engine(url: str, *, busy_timeout: float = 5.0) -> Engine:
-    """An engine tuned for its backend: SQLite in WAL mode with a busy timeout."""
+    """An engine tuned for its backend: SQLite in WAL mode with a busy timeout. A URL
+    that names no database SQLAlchemy knows is a ConfigError (one line, never a traceback
+    that an MTA's pipe would bounce)."""
+    try:
+        return _engine(url, busy_timeout)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise ConfigError(f"database.url: {exc}") from None
+
+
+def _engine(url: str, busy_timeout: float) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"timeout": busy_timeout, "check_same_thread": False}
@@ -282,15 +298,49 @@ def _first_line(exc: BaseException) -> str:
 
 
 def secret(engine: Engine, configured: str | None) -> bytes:
-    """The Message-ID signing secret: configured, or generated once into the database."""
+    """The Message-ID signing secret: configured, or generated once into the database.
+
+    Daemons starting together on a new database may both generate one: the first
+    commit wins and every daemon uses that one."""
     if configured:
         return configured.encode()
+    if (stored := _setting(engine, _SECRET)) is not None:
+        return stored.encode()
+    try:
+        with transaction(engine) as session:
+            session.add(Setting(key=_SECRET, value=secrets.token_hex(32)))
+    except IntegrityError:
+        pass  # another process stored its secret first
+    stored = _setting(engine, _SECRET)
+    assert stored is not None, "a committed secret vanished"
+    return stored.encode()
+
+
+_SECRET = "tickets.secret"
+
+
+def _setting(engine: Engine, key: str) -> str | None:
     with transaction(engine) as session:
-        row = session.get(Setting, "tickets.secret")
-        if row is None:
-            row = Setting(key="tickets.secret", value=secrets.token_hex(32))
-            session.add(row)
-    return row.value.encode()
+        row = session.get(Setting, key)
+        return None if row is None else row.value
+
+
+def database_missing(url: str) -> str | None:
+    """Why a command that expects an existing database should not create one, or None.
+
+    A SQLite file that does not exist means a wrong path (a relative one, a mistyped
+    one), not a new installation: ``ingest`` or ``import`` would fill a database the
+    daemon does not read. Only ``db upgrade`` and ``serve`` create one."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # not a URL: the engine says so
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    if name.startswith("file:") or Path(name).exists():
+        return None
+    return f"{name} does not exist: run `mailticket db upgrade` or `serve` first"
 
 
 # -- named queries ----------------------------------------------------------------------

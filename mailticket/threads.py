@@ -30,9 +30,18 @@ class ThreadMatch:
     evidence: str  # human-readable: why this ticket, or why none
 
 
+# the brackets a tag comes in: ASCII, and those Chinese and Japanese input methods type
+# (full-width, lenticular, tortoise shell, corner); a full-width hyphen or digits too
+_OPEN, _CLOSE = "[［【〔〖「『", "]］】〕〗」』"
+_HYPHEN = "-－‐–"
+
+
 @lru_cache(maxsize=32)
 def _tag_pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile(rf"\[\s*{re.escape(prefix)}-(\d{{1,12}})\s*\]", re.IGNORECASE)
+    return re.compile(
+        rf"[{re.escape(_OPEN)}]\s*{re.escape(prefix)}\s*[{_HYPHEN}]\s*(\d{{1,12}})\s*[{re.escape(_CLOSE)}]",
+        re.IGNORECASE,
+    )
 
 
 def tag(prefix: str, number: int) -> str:
@@ -42,7 +51,7 @@ def tag(prefix: str, number: int) -> str:
 def find_tag(subject: str, prefix: str) -> int | None:
     """The ticket number of the first ``[PREFIX-n]`` tag in the subject."""
     match = _tag_pattern(prefix).search(subject)
-    return int(match[1]) if match else None
+    return int(match[1]) if match else None  # int() reads full-width digits too
 
 
 def clean_subject(subject: str, prefix: str) -> str:

@@ -8,7 +8,7 @@ ten rows a mail, and the ORM's unit of work cost several times what the database
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,9 +27,9 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from mailticket import sla, store
-from mailticket.business_calendar import Due
 from mailticket.decision import Context, Decision, Pending, TicketFacts
 from mailticket.decision_parts import NO_CHANGES, Changes, GuardHistory, GuardWindows
+from mailticket.fingerprint import content_digest
 from mailticket.mail import InboundMail
 from mailticket.outbox import Outgoing
 from mailticket.rules import RuleSet
@@ -218,14 +218,21 @@ def open_ticket(
     decision: Decision,
     prefix: str,
     now: datetime,
-    due: Due | None,
     rules: RuleSet,
+    *,
+    created_at: datetime | None = None,
+    clock_runs: bool = True,
 ) -> TicketState:
+    """The new ticket's row. Silent intake (import, old IMAP mail) opens it with its
+    clocks stopped: no reminder or escalation for a backlog nobody was told about, until
+    a new mail or an agent acts on it (``touch`` starts them then)."""
     routing = decision.routing
     assert routing is not None
     status = "closed" if routing.drop else "spam" if decision.spam else "new"
+    due = rules.first_due(routing.priority, now) if clock_runs else None
     due_at = due.at if due else None
-    clock = sla.TicketClock(status=status, created_at=now, due_at=due_at)
+    created = created_at or now
+    clock = sla.TicketClock(status=status, created_at=created, due_at=due_at)
     fields = json.dumps(dict(routing.fields), ensure_ascii=False)
     subject = clean_subject(mail.subject[: MAX_SUBJECT * 4], prefix)[:MAX_SUBJECT] or "(no subject)"
     values = {
@@ -238,12 +245,12 @@ def open_ticket(
         "tags": " ".join(routing.tags),
         "language": mail.language,
         "linked_to": decision.linked_to,
-        "created_at": now,
+        "created_at": created,
         "updated_at": now,
         "due_at": due_at,
         "closed_at": now if routing.drop else None,
         "fields": fields,
-        "due_derivation": due.derivation if due else "",
+        "due_derivation": due.derivation if due else ("" if clock_runs else STOPPED),
         "next_action_at": sla.next_due(clock, rules.followup_policy(routing.priority)),
     }
     number = new_id(connection.execute(_INSERT_TICKET, values))
@@ -251,7 +258,7 @@ def open_ticket(
     add_participants(connection, number, wanted, known=())  # Cc: participant_events
     return TicketState(
         number, subject, status, routing.priority, routing.queue, mail.from_addr,
-        mail.language, now, due_at, fields,
+        mail.language, created, due_at, fields,
     )  # fmt: skip
 
 
@@ -342,8 +349,59 @@ class Identity:
     sha256: str
 
 
-def identity(mail: InboundMail) -> Identity:
-    return Identity(mail.dedupe_key, mail.message_id, mail.sha256)
+def identity(mail: InboundMail, dedupe_key: str | None = None) -> Identity:
+    return Identity(dedupe_key or mail.dedupe_key, mail.message_id, mail.sha256)
+
+
+def digest(mail: InboundMail) -> str:
+    """The content fingerprint of a parsed mail (see ``fingerprint``)."""
+    files = [(a.filename, a.size, a.content) for a in mail.attachments]
+    return content_digest(mail, mail.date.isoformat() if mail.date else "", files)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """Whether a mail was stored before, and the key it is stored under if not."""
+
+    duplicate: bool
+    dedupe_key: str
+    reused: str = ""  # the Message-ID an earlier, different mail already had
+
+
+_STORED = select(INBOUND.c.sha256, INBOUND.c.raw).where(INBOUND.c.dedupe_key == bindparam("key"))
+
+
+def seen(connection: Connection, mail: InboundMail, parse: Callable[[bytes], InboundMail]) -> Seen:
+    """Look the mail up by its identity: the Message-ID and what it says.
+
+    A mail with a Message-ID is stored under it; a different mail that reuses it, under
+    ``<id>#<digest>``. A mail without one is stored under ``sha256c:<digest>`` (and was,
+    before, under the hash of its bytes: looked up too, so a re-import adds nothing).
+    """
+    mine = digest(mail)
+    if not mail.has_message_id:
+        for key in (f"sha256c:{mine}", f"sha256:{mail.sha256}"):
+            if connection.execute(_STORED, {"key": key}).first() is not None:
+                return Seen(True, key)
+        return Seen(False, f"sha256c:{mine}")
+    first = connection.execute(_STORED, {"key": mail.message_id}).first()
+    if first is None:
+        return Seen(False, mail.message_id)
+    if first.sha256 == mail.sha256 or _same(first.raw, mine, parse):
+        return Seen(True, mail.message_id)
+    key = f"{mail.message_id}#{mine}"
+    if connection.execute(_STORED, {"key": key}).first() is not None:
+        return Seen(True, key)
+    return Seen(False, key, reused=mail.message_id)
+
+
+def _same(raw: bytes, mine: str, parse: Callable[[bytes], InboundMail]) -> bool:
+    """Whether the stored mail ``raw`` says what the new one says (``mine``); a stored
+    mail that no longer parses is taken as the same (it was kept, not lost)."""
+    try:
+        return digest(parse(raw)) == mine
+    except Exception:
+        return True
 
 
 def store_inbound(
@@ -529,7 +587,7 @@ def touch(
     """
     values: dict[str, Any] = {"updated_at": now}
     status = status if status != ticket.status else None
-    if status is None and not changes:
+    if status is None and not changes and ticket.due_at is not None:
         connection.execute(_UPDATE_TICKET, {**values, "ticket": ticket.number})
         return ticket, []
     row = connection.execute(_TICKET_ROW, {"number": ticket.number}).one()
@@ -549,6 +607,7 @@ def touch(
             values["pending_since"] = now
             clock = replace(clock, pending_since=now)
     events = _changed(row, changes, values, now, rules)
+    events += _start_stopped_clock(row, values, now, rules)
     if "due_at" in values:
         clock = replace(clock, due_at=values["due_at"])
     priority = values.get("priority", row.priority)
@@ -562,6 +621,25 @@ def touch(
         due_at=values.get("due_at", ticket.due_at),
     )
     return after, events
+
+
+STOPPED = "clock stopped: silent intake"
+
+
+def _start_stopped_clock(
+    row: Any, values: dict[str, Any], now: datetime, rules: RuleSet
+) -> list[dict[str, Any]]:
+    """A ticket opened by a silent import starts its first-response clock when someone
+    acts on it (a new mail, an agent): counted from now, not from the old mail's date."""
+    if row.due_derivation != STOPPED or "due_at" in values or row.first_response_at:
+        return []
+    if values.get("status", row.status) not in sla.CLOCK_RUNS:
+        return []
+    due = rules.first_due(values.get("priority", row.priority), now)
+    if due is None:
+        return []
+    values["due_at"], values["due_derivation"] = due.at, due.derivation
+    return [event(row.number, "clock", f"first-response clock started: due {due.derivation}", now)]
 
 
 def _status_values(status: str, now: datetime) -> dict[str, Any]:

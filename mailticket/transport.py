@@ -189,6 +189,7 @@ class _Progress:
 _CONFIGURATION_CODES = frozenset({530, 535})
 _LINE_ENDING = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_NEEDS_SMTPUTF8 = "recipient needs SMTPUTF8; the relay does not offer it"
 
 
 class SmtpTransport:
@@ -299,7 +300,7 @@ def _mail_options(smtp: SMTP, addresses: Sequence[str], message: bytes) -> tuple
         [] if message.isascii() or not smtp.supports_extension("8bitmime") else ["BODY=8BITMIME"]
     )
     if all(a.isascii() for a in addresses) or not smtp.supports_extension("smtputf8"):
-        return options, "ascii"  # a non-ASCII address then fails to encode: PERMANENT
+        return options, "ascii"  # a non-ASCII recipient is then refused: _NEEDS_SMTPUTF8
     return [*options, "SMTPUTF8"], "utf-8"
 
 
@@ -309,6 +310,9 @@ async def _add_recipients(
     """RCPT each recipient; the refused ones, with the reply that refused them."""
     refused: dict[str, SMTPResponseException] = {}
     for recipient in recipients:
+        if encoding == "ascii" and not recipient.isascii():  # RFC 6531: no downgrade
+            refused[recipient] = SMTPResponseException(553, _NEEDS_SMTPUTF8)
+            continue
         try:
             await smtp.rcpt(recipient, encoding=encoding)
         except SMTPRecipientRefused as exc:
@@ -350,7 +354,7 @@ def _dot_stuffed(message: bytes) -> bytes:
 
 def _bad_address(exc: ValueError) -> str:
     if isinstance(exc, UnicodeEncodeError):
-        return "non-ASCII address, and the relay does not offer SMTPUTF8"
+        return "non-ASCII address; the relay does not offer SMTPUTF8"
     return f"invalid address: {_one_line(str(exc))}"
 
 

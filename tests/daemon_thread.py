@@ -40,7 +40,7 @@ class DaemonThread:
 
     def __enter__(self) -> DaemonThread:
         self._thread.start()
-        if not self._ready.wait(10) or self.error is not None:
+        if not self._ready.wait(60) or self.error is not None:  # a loaded CI machine
             raise RuntimeError(f"daemon did not become ready: {self.error!r}") from self.error
         return self
 

@@ -519,3 +519,23 @@ def test_new_mail_mentioning_own_ticket_is_linked(core: Core) -> None:
     stranger = build_mail(sender="bob@other.example", subject="x", body="Like MT-1 I think")
     assert core.intake.submit(stranger, "smtp").ticket == 3
     assert _ticket(core, 3).linked_to is None
+
+
+def test_spam_from_a_trusted_relay_waits_for_an_agents_notspam(strict_core: Core) -> None:
+    spam = build_mail(
+        sender=f"Alice <{REQUESTER}>",
+        subject="Cannot log in",
+        headers={"X-Spam-Flag": "YES", "X-Spam-Status": "Yes, score=9.1"},
+    )
+    assert strict_core.intake.submit(spam, "smtp", trusted=True).ticket == 1
+    assert _ticket(strict_core).status == "spam"
+    assert _outbox(strict_core) == []  # no acknowledgement to a forged From, no notice
+    release = build_mail(
+        sender=AGENT,
+        subject="Re: [MT-1] Cannot log in",
+        body="#notspam",
+        headers={"Authentication-Results": "mx.example.org; dkim=pass header.d=example.com"},
+    )
+    assert strict_core.intake.submit(release, "smtp", trusted=True).ticket == 1
+    assert _ticket(strict_core).status == "open"
+    assert "status: spam -> open: commands from agent@example.com" in _events(strict_core)

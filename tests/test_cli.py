@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, col, create_engine, select
 
+from mailticket import store
+from mailticket.models import Inbound
 from tests.conftest import build_mail, make_settings
 
 
@@ -35,6 +38,9 @@ def run(
 @pytest.fixture
 def configured(tmp_path: Path, db_url: str) -> Path:
     make_settings(tmp_path, db_url)
+    engine = store.make_engine(db_url)  # `db upgrade`, as an admin runs it first, in-process
+    store.upgrade(engine)
+    engine.dispose()
     return tmp_path
 
 
@@ -71,6 +77,52 @@ def test_ingest_file_argument(configured: Path) -> None:
     mail = configured / "one.eml"
     mail.write_bytes(build_mail())
     assert run(configured, "ingest", str(mail)).returncode == 0
+
+
+def _stored_raws(db_url: str) -> list[bytes]:
+    engine = create_engine(db_url)
+    try:
+        with Session(engine) as session:
+            return list(session.exec(select(Inbound.raw).order_by(col(Inbound.id))).all())
+    finally:
+        engine.dispose()
+
+
+def test_ingest_writes_the_envelope_as_postfix_pipe_passes_it(
+    configured: Path, db_url: str
+) -> None:
+    """``--sender=${sender} --recipient=${recipient}``: the null sender's mail (an empty
+    ${sender}) is automatic and gets no answer; the other is a request and does."""
+    notice = build_mail(sender="gw@relay.example", message_id="<n1@relay.example>")
+    request = build_mail(sender="bob@customer.example", message_id="<r1@customer.example>")
+    notice, request = (mail.replace(b"\r\n", b"\n") for mail in (notice, request))  # a pipe
+
+    null = run(configured, "ingest", "--sender=", "--recipient=support@example.org", stdin=notice)
+    assert null.returncode == 0, null.stderr
+    person = run(
+        configured,
+        *("ingest", "--sender", "bob@customer.example"),
+        *("--recipient", "support@example.org", "--recipient", "help@example.org"),
+        stdin=request,
+    )
+    assert person.returncode == 0, person.stderr
+
+    assert _stored_raws(db_url) == [
+        b"Return-Path: <>\nDelivered-To: support@example.org\n" + notice,
+        b"Return-Path: <bob@customer.example>\nDelivered-To: support@example.org\n"
+        b"Delivered-To: help@example.org\n" + request,
+    ]
+    outbox = json.loads(run(configured, "outbox", "list", "--json").stdout)
+    assert [row["to"] for row in outbox if row["template"] == "ack"] == ["bob@customer.example"]
+
+
+def test_ingest_refuses_an_envelope_no_header_can_hold(configured: Path, db_url: str) -> None:
+    """A broken pipe command: the MTA keeps the mail (75) until the admin fixes it."""
+    result = run(configured, "ingest", "--sender", "a@example.com\nBcc: x@example.com",
+                 stdin=build_mail())  # fmt: skip
+    assert result.returncode == 75
+    assert result.stderr.startswith(b"mailticket: not stored: no header can hold")
+    assert _stored_raws(db_url) == []
 
 
 def test_ingest_exits_75_when_the_database_is_locked(tmp_path: Path) -> None:
@@ -163,3 +215,50 @@ def test_outbox_retry_delivers_pending_mail(configured: Path) -> None:
         row["state"] for row in json.loads(run(configured, "outbox", "list", "--json").stdout)
     }
     assert states == {"sent"}
+
+
+SITE_RULES = """\
+version: 1
+queues:
+  general: {agents: [agent@example.com]}
+  security: {agents: [oncall@example.com]}
+defaults: {queue: general, priority: normal}
+priorities:
+  urgent: {first_response: 2h}
+  normal: {first_response: 24h}
+rules:
+  - name: account security
+    if: {subject: {contains: [被盗]}}
+    then: {queue: security, priority: urgent}
+"""
+
+
+def test_relative_paths_are_the_config_files_not_the_working_directorys(
+    tmp_path: Path,
+) -> None:
+    """Postfix's pipe runs `mailticket -c /srv/site/mailticket.toml ingest` from its own
+    directory: the mail goes into the site's database, through the site's rules."""
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    (site / "rules.yaml").write_text(SITE_RULES, encoding="utf-8")
+    (site / "mailticket.toml").write_text(
+        '[database]\nurl = "sqlite:///mailticket.db"\n'
+        '[tickets]\nrules_file = "rules.yaml"\nsecret = "s"\n',
+        encoding="utf-8",
+    )
+
+    def mailticket(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        command = [sys.executable, "-m", "mailticket", "-c", str(site / "mailticket.toml")]
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("MAILTICKET_")}
+        return subprocess.run(
+            [*command, *args], input=stdin, capture_output=True, cwd=elsewhere, env=environ
+        )
+
+    assert mailticket("db", "upgrade").returncode == 0
+    ingested = mailticket("ingest", stdin=build_mail(subject="账户被盗了"))
+    assert ingested.returncode == 0, ingested.stderr
+    assert (site / "mailticket.db").exists()
+    assert list(elsewhere.iterdir()) == []  # no stray database
+    listed = json.loads(mailticket("tickets", "list", "--json").stdout)
+    assert [(t["queue"], t["priority"]) for t in listed] == [("security", "urgent")]

@@ -140,6 +140,7 @@ def test_explain_a_mail_matching_several_rules_writes_nothing(shipped: Path) -> 
 
 def test_explain_json_follows_the_thread_and_shows_fields(tmp_path: Path, db_url: str) -> None:
     shipped = with_shipped_rules(tmp_path, db_url)
+    assert run(shipped, "db", "upgrade").returncode == 0  # ingest never creates a database
     first = build_mail(
         subject="充值未到账",
         body=f"充值一直没到账，交易哈希 {TX}\n",

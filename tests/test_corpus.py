@@ -6,7 +6,6 @@ The corpus ships only with the development workspace: elsewhere these tests skip
 
 from __future__ import annotations
 
-import base64
 import csv
 import functools
 import os
@@ -213,25 +212,3 @@ def test_body_only_files_give_a_mail_or_parse_error(folder: str) -> None:
     print(f"{folder}: {len(results) - len(refused)} read as mails, {len(refused)} refused")
     assert results
     assert not crashed, "\n".join(crashed)
-
-
-@pytest.mark.parametrize("folder", folders("tnef-blob"))
-def test_tnef_blob_comes_back_byte_for_byte(folder: str) -> None:
-    wrong: list[str] = []
-    selected = entries(folder, "tnef-blob")
-    for entry in selected:
-        blob = entry.read()
-        raw = (
-            b"From: outlook@example.com\r\nTo: support@example.com\r\nSubject: winmail\r\n"
-            b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="t"\r\n\r\n'
-            b"--t\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
-            b'--t\r\nContent-Type: application/ms-tnef; name="winmail.dat"\r\n'
-            b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(blob) + b"--t--\r\n"
-        )
-        attachments = parse(raw).attachments
-        if [(a.filename, a.content_type, a.content) for a in attachments] != [
-            ("winmail.dat", "application/ms-tnef", blob)
-        ]:
-            wrong.append(entry.name)
-    assert selected
-    assert not wrong, "\n".join(wrong)

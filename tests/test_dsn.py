@@ -49,6 +49,11 @@ def fixture(name: str) -> Bounce | None:
         ("postfix.eml", Bounce(OURS, ALICE, "failed", "5.2.2")),
         ("sendmail.eml", Bounce(OURS, ALICE, "failed", "5.1.1")),
         ("domino.eml", Bounce(OURS, ALICE, "failed", "5.0.0")),
+        # a gateway under an ordinary name: its subject says what it is
+        ("gateway_returned_mail.eml", Bounce(OURS, ALICE, "failed", "5.1.1")),
+        ("return_path_daemon.eml", Bounce(OURS, ALICE, "failed", "5.1.1")),  # MAILER-DAEMON's
+        # words the tables do not know, from the null sender: Mailman's detectors read it
+        ("scanner_rejected.eml", Bounce(OURS, ALICE, "failed", "5.0.0")),
     ],
 )
 def test_failure_notices_are_read(name: str, expected: Bounce) -> None:
@@ -63,6 +68,8 @@ def test_failure_notices_are_read(name: str, expected: Bounce) -> None:
         ("gmail_delayed.eml", Bounce(OURS, ALICE, "delayed", "4.0.0")),
         ("exim_delayed.eml", Bounce(None, ALICE, "delayed", "4.2.2")),  # names no Message-ID
         ("qmail_expired.eml", Bounce(OURS, ALICE, "failed", "4.4.7")),  # the queue gave up
+        # Sendmail's warning, sent as "Mail Delivery Subsystem" from an ordinary address
+        ("daemon_display_name.eml", Bounce(OURS, ALICE, "delayed", "4.4.7")),
     ],
 )
 def test_temporary_reports_do_not_block(name: str, expected: Bounce) -> None:
@@ -71,7 +78,18 @@ def test_temporary_reports_do_not_block(name: str, expected: Bounce) -> None:
     assert not bounce.permanent
 
 
-@pytest.mark.parametrize("name", ["out_of_office.eml", "forwarded_bounce.eml", "read_receipt.eml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "out_of_office.eml",
+        "forwarded_bounce.eml",
+        "read_receipt.eml",
+        "lotus_auto.eml",
+        "rt_autoreply.eml",
+        "auto_reply_no_colon.eml",
+        "list_server_notice.eml",
+    ],
+)
 def test_other_mail_is_no_bounce(name: str) -> None:
     assert fixture(name) is None
 
@@ -121,6 +139,20 @@ def report(*blocks: str, returned: str = "") -> bytes:
                 "Final-Recipient: rfc822; @relay.example:Alice@Customer.example\nAction: failed"
             ),
             Bounce(None, ALICE, "failed", "5.0.0"),
+        ),
+        (  # the address as we wrote it, not the one an alias or a forward led to
+            report(
+                "Final-Recipient: rfc822; alice.example@mailhost.customer.example\n"
+                "Original-Recipient: rfc822;alice@customer.example\nAction: failed\nStatus: 5.1.1"
+            ),
+            Bounce(None, ALICE, "failed", "5.1.1"),
+        ),
+        (  # an Original-Recipient that holds no address
+            report(
+                "Original-Recipient: rfc822;alice\n"
+                "Final-Recipient: rfc822; alice@customer.example\nAction: failed\nStatus: 5.1.1"
+            ),
+            Bounce(None, ALICE, "failed", "5.1.1"),
         ),
         (  # a status part with no recipient: the notice's text names it
             report("Action: failed\nStatus: 5.1.1").replace(
@@ -179,6 +211,21 @@ def test_notice_fields(raw: bytes, expected: Bounce) -> None:
         notice("From: alice@customer.example\nSubject: Undelivered Mail", "Delivery has failed"),
         # a mail system writing something that is no failure notice
         notice("From: postmaster@customer.example\nSubject: Thanks", "We will fix the MX record."),
+        # a mail system's subject from a person's address, naming no recipient, returning
+        # nothing (the guard calls it automatic by its subject; it is no bounce)
+        notice("From: alice@customer.example\nSubject: Undeliverable: parcel", "Resend it?"),
+        # an autoresponder (RFC 3834) listing addresses the way a failure notice does
+        notice(
+            "From: alice@customer.example\nReturn-Path: <>\nAuto-Submitted: auto-replied\n"
+            "Subject: Away",
+            "I am away. Write to Ann, ann@customer.example, or Bob, bob@customer.example, instead.",
+        ),
+        # a null Return-Path below the delivering MTA's is the sender's, not ours to believe
+        notice(
+            "Return-Path: <alice@customer.example>\nReturn-Path: <>\n"
+            "From: alice@customer.example\nSubject: Failed delivery",
+            "Your courier could not deliver my order.",
+        ),
         # an abuse report from a mail system is another report type
         notice(
             "From: MAILER-DAEMON@mx.customer.example\nSubject: Abuse report\n"
@@ -220,7 +267,15 @@ def _state(core: Core) -> tuple[int, list[str], list[str], bool]:
     return tickets, outbox, [f"{e.kind}: {e.detail}" for e in events], blocked
 
 
-@pytest.mark.parametrize(("name", "status"), [("qmail.eml", "5.1.1"), ("exchange.eml", "5.1.10")])
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("qmail.eml", "5.1.1"),
+        ("exchange.eml", "5.1.10"),
+        ("gateway_returned_mail.eml", "5.1.1"),
+        ("scanner_rejected.eml", "5.0.0"),
+    ],
+)
 def test_a_bounce_of_our_ack_is_recorded_and_blocks_the_requester(
     core: Core, name: str, status: str
 ) -> None:

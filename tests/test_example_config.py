@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mailticket.settings import ImapAccount, Settings, load_settings
+from mailticket.settings import ImapAccount, Settings, load_settings, rooted
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "mailticket.example.toml"
@@ -24,7 +24,7 @@ def uncommented() -> str:
 
 
 def test_loads_and_every_active_value_is_the_default() -> None:
-    assert load_settings(EXAMPLE, environ={}) == Settings()
+    assert load_settings(EXAMPLE, environ={}) == rooted(Settings(), EXAMPLE.parent)
 
 
 def test_every_key_is_there(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from tests.conftest import build_mail
 BOUNCES = Path(__file__).resolve().parent / "mails" / "bounces"
 OWN = {"support@example.org"}
 HUMAN = Verdict(automatic=False, reasons=(), is_bounce=False)
+AUTO_REPLY = "auto-reply subject"
+FAILURE = FAILURE_SUBJECT = "failure notice subject"
 
 
 def verdict(
@@ -42,6 +44,34 @@ def test_failure_notices_are_automatic_bounces(name: str) -> None:
     assert "failure notice subject" in found.reasons
 
 
+DSN = "delivery status notification"
+
+
+@pytest.mark.parametrize(
+    ("name", "reasons"),
+    [  # the kinds of automatic mail that were answered in issue 17, written after them
+        ("gateway_returned_mail.eml", (FAILURE_SUBJECT, DSN)),
+        ("scanner_rejected.eml", ("null Return-Path", DSN)),
+        (
+            "french_non_remis.eml",  # an ordinary sender, under "RE:": automatic, no bounce
+            (f"{FAILURE_SUBJECT} after a reply prefix, with automatic text", "failure notice text"),
+        ),
+        ("daemon_display_name.eml", (DSN, "sent as 'Mail Delivery Subsystem'")),
+        ("return_path_daemon.eml", ("Return-Path: MAILER-DAEMON", DSN)),
+        ("lotus_auto.eml", ("auto-reply subject", "auto-reply text")),
+        ("rt_autoreply.eml", ("auto-reply subject",)),
+        ("auto_reply_no_colon.eml", ("auto-reply subject", "auto-reply text")),
+        (
+            "list_server_notice.eml",
+            ("mailing list (list-subscribe, x-mlserver)", "list server notice (from help-admin)"),
+        ),
+    ],
+)
+def test_automatic_mail_of_issue_17(name: str, reasons: tuple[str, ...]) -> None:
+    found = classify(parse((BOUNCES / name).read_bytes()), OWN)
+    assert found == Verdict(True, reasons, is_bounce=DSN in reasons)
+
+
 def test_out_of_office_is_automatic_but_no_bounce() -> None:
     found = classify(parse((BOUNCES / "out_of_office.eml").read_bytes()), OWN)
     assert found.automatic and not found.is_bounce
@@ -55,10 +85,6 @@ def test_a_read_receipt_is_an_automatic_report() -> None:
 
 def test_a_person_forwarding_a_bounce_is_answered() -> None:
     assert classify(parse((BOUNCES / "forwarded_bounce.eml").read_bytes()), OWN) == HUMAN
-
-
-AUTO_REPLY = "auto-reply subject"
-FAILURE = "failure notice subject"
 
 
 @pytest.mark.parametrize(
@@ -366,6 +392,39 @@ MACHINE = "machine-generated header"
 )
 def test_headers_of_automatic_mail(headers: dict[str, str], reason: str) -> None:
     assert verdict(headers=headers) == Verdict(True, (reason,), is_bounce=False)
+
+
+@pytest.mark.parametrize(
+    ("sender", "headers", "reasons"),
+    [  # a list server's notice: no post, so no ticket (fml, Majordomo, ezmlm, Mailman)
+        (
+            "help-admin@lists.example",
+            {"X-MLServer": "fml [fml 4.0.3]"},
+            ("mailing list (x-mlserver)", "list server notice (from help-admin)"),
+        ),
+        (
+            "owner-help@lists.example",
+            {"List-Id": "<help.lists.example>"},
+            ("mailing list (list-id)", "list server notice (from owner-help)"),
+        ),
+        (
+            "help-bounces@lists.example",
+            {"List-Id": "<help.lists.example>"},
+            ("mailing list (list-id)", "list server notice (from help-bounces)"),
+        ),
+        # a person's post to a list, and a person whose address looks like a list's
+        (
+            "alice@customer.example",
+            {"List-Id": "<help.lists.example>"},
+            ("mailing list (list-id)",),
+        ),
+        ("it-admin@customer.example", {}, ()),
+    ],
+)
+def test_list_server_notices(
+    sender: str, headers: dict[str, str], reasons: tuple[str, ...]
+) -> None:
+    assert verdict(sender=sender, headers=headers).reasons == reasons
 
 
 def test_several_autoresponder_headers_are_one_reason() -> None:

@@ -81,3 +81,17 @@ def test_status_shows_each_account_and_exits_1_while_one_fails(tmp_path: Path, d
     recovered = status(tmp_path)
     assert recovered.returncode == 0, recovered.stdout
     engine.dispose()
+
+
+def test_status_says_when_agents_are_trusted_by_their_from_alone(tmp_path: Path) -> None:
+    from mailticket.core import build_core
+    from mailticket.health import collect
+
+    unsafe = make_settings(
+        tmp_path, f"sqlite:///{tmp_path}/u.db", agents={"require_authenticated": False}
+    )
+    with build_core(unsafe) as core:
+        assert any("require_authenticated = false" in p for p in collect(core).problems)
+    safe = make_settings(tmp_path, f"sqlite:///{tmp_path}/s.db")
+    with build_core(safe) as core:
+        assert not any("require_authenticated" in p for p in collect(core).problems)

@@ -94,7 +94,9 @@ class PollerThread:
 
     async def _intake(self, raw: bytes, notify: bool, trusted: bool = False) -> Accepted:
         self.submitted += 1
-        return await asyncio.to_thread(self.core.intake.submit, raw, "imap", notify=notify)
+        return await asyncio.to_thread(
+            self.core.intake.submit, raw, "imap", notify=notify, trusted=trusted
+        )
 
     def _run(self) -> None:
         self._loop.run_until_complete(
@@ -172,6 +174,24 @@ def test_idle_picks_up_new_mail_then_moves_it(dovecot: Dovecot, core: Core) -> N
     assert [(row.uid, row.done) for row in ledger_rows(core)] == [(1, True)]
     with Session(core.engine) as session:
         assert session.exec(select(Inbound.source)).all() == ["imap"]
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_an_account_marked_trusted_has_its_spam_verdict_read(
+    dovecot: Dovecot, core: Core, trusted: bool
+) -> None:
+    """The MTA in front of this mailbox flagged the mail; only an account marked
+    ``trust_authentication_results`` (its MTA removes incoming copies) is believed."""
+    user = dovecot.new_user()
+    imap = account(dovecot, user, trust_authentication_results=trusted)
+    spam = build_mail(subject="Cheap watches", headers={"X-Spam-Flag": "YES"})
+    dovecot.append(user, [spam])
+    with PollerThread(core, imap):
+        wait_for(lambda: count(core, Ticket) == 1, "the ticket")
+    with Session(core.engine) as session:
+        [ticket] = session.exec(select(Ticket)).all()
+        queued = session.exec(select(func.count()).select_from(Outbox)).one()
+    assert (ticket.status, queued == 0) == (("spam", True) if trusted else ("new", False))
 
 
 def test_two_pollers_on_one_mailbox_move_each_mail_once(
@@ -359,7 +379,7 @@ def test_mail_without_message_id_is_stored_once(dovecot: Dovecot, core: Core) ->
     assert count(core, Ticket) == 2
     with Session(core.engine) as session:
         keys = session.exec(select(Inbound.dedupe_key)).all()
-    assert all(key.startswith("sha256:") for key in keys)
+    assert all(key.startswith("sha256c:") for key in keys)  # what it says, not its bytes
     assert ledger_rows(core)[0].dedupe_key == ledger_rows(core)[2].dedupe_key
 
 

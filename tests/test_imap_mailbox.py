@@ -1,17 +1,20 @@
-"""The blocking IMAP connection's small parts: fault descriptions and the alarm that
-wakes a waiting thread (the connection itself is tested against Dovecot in
-test_imap_inbox.py)."""
+"""The blocking IMAP connection's small parts: fault descriptions, the alarm that wakes
+a waiting thread, the processed folder created by two pollers at once (against Dovecot;
+the rest of the connection is tested against Dovecot in test_imap_inbox.py)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 from imapclient.exceptions import IMAPClientAbortError, LoginError
 
-from mailticket.imap_mailbox import Alarm, ImapFault, describe
+from mailticket.imap_mailbox import Alarm, ImapFault, create_folder, describe
+from tests.dovecot import Dovecot, running_dovecot
 
 
 @pytest.mark.parametrize(
@@ -60,3 +63,48 @@ def test_alarm_reports_data_on_the_watched_socket() -> None:
     for sock in (left, right):
         sock.close()
     alarm.close()
+
+
+# -- the processed folder, created by two pollers at once ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    with running_dovecot() as server:
+        yield server
+
+
+def at_once(*calls: Callable[[], object]) -> list[Exception]:
+    """Run ``calls`` in threads released together; the exceptions they raised."""
+    start = threading.Barrier(len(calls))
+    failures: list[Exception] = []
+
+    def run(call: Callable[[], object]) -> None:
+        start.wait()
+        try:
+            call()
+        except Exception as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return failures
+
+
+def test_two_connections_creating_one_folder_both_carry_on(dovecot: Dovecot) -> None:
+    """Both find no folder and both CREATE it: the second gets NO [ALREADYEXISTS], which
+    is success (before, about 9 rounds in 10 failed one of the two)."""
+    user = dovecot.new_user()
+    names = [f"Processed{n}" for n in range(60)]
+    deadline = time.monotonic() + 10
+    with dovecot.client(user, folder=None) as one, dovecot.client(user, folder=None) as two:
+        for name in names:
+            failures = at_once(partial(create_folder, one, name), partial(create_folder, two, name))
+            assert failures == [], name
+            if time.monotonic() > deadline:
+                break
+        created = {folder for _, _, folder in one.list_folders()}
+    assert names[0] in created and name in created

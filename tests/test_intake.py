@@ -305,3 +305,83 @@ def test_chinese_mail_gets_the_chinese_acknowledgement(core: Core) -> None:
     ack = message_from_bytes(message_bytes(_outbox(core)[0]), policy=policy.default)
     assert "我们已收到您的请求" in ack.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert ack["Subject"] == "[MT-1] 账户无法登录"
+
+
+# -- identity: the Message-ID and what the mail says -------------------------------------
+
+
+def _events_of(core: Core, number: int = 1) -> list[str]:
+    from mailticket.models import Event
+
+    with Session(core.engine) as session:
+        query = select(Event).where(Event.ticket_number == number)
+        return [f"{e.kind}: {e.detail}" for e in session.exec(query).all()]
+
+
+def test_copies_that_differ_only_in_trace_headers_and_encoding_are_one_mail(core: Core) -> None:
+    """The SMTP copy and the IMAP copy (Dovecot's Return-Path, Delivered-To, Received), and a
+    relay that re-encoded the 8-bit body as quoted-printable: one mail."""
+    raw = build_mail(
+        body="Grüße, ich kann mich nicht anmelden.\n", message_id="<copy@customer.example>"
+    )
+    assert core.intake.submit(raw, "smtp").outcome == "stored"
+    traced = (
+        b"Return-Path: <alice@customer.example>\r\nDelivered-To: support@example.org\r\n"
+        b"Received: from mx (mx [10.0.0.1]) by imap; Mon, 2 Nov 2026 09:00:05 +0000\r\n" + raw
+    )
+    assert core.intake.submit(traced, "imap").outcome == "duplicate"
+    qp = raw.replace(b"8bit", b"quoted-printable").replace("Grüße".encode(), b"Gr=C3=BC=C3=9Fe")
+    assert qp != raw
+    assert core.intake.submit(qp, "import").outcome == "duplicate"
+    assert len(_tickets(core)) == 1
+
+
+def test_a_different_mail_reusing_a_message_id_is_stored_with_an_event(core: Core) -> None:
+    first = build_mail(subject="Printer broken", message_id="<reused@phone.example>")
+    second = build_mail(
+        sender="Bob <bob@other.example>",
+        subject="Invoice question",
+        message_id="<reused@phone.example>",
+    )
+    assert core.intake.submit(first, "smtp").outcome == "stored"
+    result = core.intake.submit(second, "smtp")
+    assert (result.outcome, result.ticket) == ("stored", 2)
+    assert any(
+        e.startswith("message_id_reused: <reused@phone.example>") for e in _events_of(core, 2)
+    )
+    assert core.intake.submit(second, "smtp").outcome == "duplicate"  # and only once
+    assert len(_tickets(core)) == 2
+
+
+def test_a_mail_without_message_id_is_one_mail_with_crlf_or_lf(core: Core) -> None:
+    raw = build_mail(message_id="")
+    assert core.intake.submit(raw, "smtp").outcome == "stored"
+    assert core.intake.submit(raw.replace(b"\r\n", b"\n"), "pipe").outcome == "duplicate"
+
+
+# -- import keeps each mail's own date; its clocks start stopped -------------------------
+
+
+def test_an_imported_backlog_keeps_its_dates_and_sends_nothing_until_someone_acts(
+    core: Core, clock: Clock
+) -> None:
+    from datetime import UTC, datetime
+
+    from mailticket.followup import FollowupSweep
+
+    old = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+    raw = build_mail(date=old, message_id="<old-1@customer.example>")
+    assert core.intake.submit(raw, "import", notify=False).outcome == "stored"
+    [ticket] = _tickets(core)
+    assert (ticket.created_at, ticket.due_at, ticket.next_action_at) == (old, None, None)
+    sweep = FollowupSweep(
+        core.engine, core.settings.tickets, core.rules, core.renderer, core.signer, core.clock
+    )
+    clock.advance(days=30)
+    assert sweep.run() == 0 and _outbox(core) == []  # no reminder, no escalation
+    reply = build_mail(subject="Re: [MT-1] Cannot log in", body="Still broken.")
+    assert core.intake.submit(reply, "smtp").ticket == 1
+    [ticket] = _tickets(core)
+    assert ticket.due_at is not None and ticket.due_at > clock.now  # counted from now
+    assert ticket.next_action_at is not None
+    assert any(e.startswith("clock: first-response clock started") for e in _events_of(core))

@@ -70,6 +70,21 @@ def mail(*headers: bytes, body: bytes = b"body\r\n") -> bytes:
         ("dsn.eml", "content_type", "multipart/report"),
         ("dsn.eml", "report_type", "delivery-status"),
         ("dsn.eml", "from_addr", "mailer-daemon@mx.example.net"),
+        # a body for every mail that has text
+        (
+            "groupwise_forward.eml",
+            "text",
+            "The printer on floor 3 jams on every page. Café is closed too.",
+        ),
+        ("groupwise_forward.eml", "html", "<p>The printer on floor 3 jams on every page.</p>"),
+        ("blank_plain_html.eml", "text", "发票金额不对\n\nPlease fix it.\n"),
+        ("blank_plain_html.eml", "language", "zh"),
+        ("winmail_rtf.eml", "text", "您好，\nThe quote is attached. 报价单在附件。\n"),
+        ("winmail_text.eml", "text", "See the quote."),  # the plain part; the RTF repeats it
+        # raw 8-bit headers in another script are not read as Chinese
+        ("koi8_raw_subject.eml", "subject", "тест тест"),
+        ("koi8_raw_subject.eml", "from_name", "Иван Петров"),
+        ("koi8_raw_subject.eml", "from_addr", "ivan@example.ru"),
     ],
 )
 def test_fixture_field(name: str, field: str, expected: object) -> None:
@@ -84,6 +99,17 @@ def test_outlook_html_alternative_is_kept_beside_the_text() -> None:
 
 def test_unknown_charset_is_detected_exactly() -> None:
     assert fixture("unknown_charset.eml").text.startswith("您好，我们公司上个月购买的服务器")
+
+
+@pytest.mark.parametrize("name", ["winmail_rtf.eml", "winmail_text.eml"])
+def test_winmail_dat_is_unpacked_into_its_files(name: str) -> None:
+    parsed = fixture(name)
+    assert [(a.filename, a.content_type, a.content) for a in parsed.attachments] == [
+        ("报价单.txt", "text/plain", "单价 100 元\r\n".encode("gbk")),
+        ("logo.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(range(32))),
+    ]
+    assert b"winmail.dat" in parsed.raw  # the blob itself stays in the raw mail
+    assert not parsed.lossy
 
 
 def test_html_only_mail_keeps_the_html() -> None:
@@ -219,8 +245,11 @@ def test_same_sender_twice_is_one_sender() -> None:
         ("someone@printer.local", "someone@printer.local"),  # an intranet
         ("x@mailticket.invalid", None),  # special-use names that reach no one
         ("x@abcdefghijklmnop.onion", None),
-        ("用户@例子.中国", None),  # RFC 6531: needs SMTPUTF8, which the outbox does not speak
-        ('"a b"@example.com', None),
+        ("用户@例子.中国", "用户@xn--fsqu00a.xn--fiqs8s"),  # RFC 6531: sent with SMTPUTF8
+        ("JOSÉ@Example.com", "josé@example.com"),
+        ('"a b"@example.com', '"a b"@example.com'),  # quoted words: a valid sender
+        ('"a,b"@example.com', None),  # recipients are stored comma-separated
+        ('"a  b"@example.com', None),
         ("a@[192.0.2.1]", None),
         ("a..b@example.com", None),
         ("a@b_c.example", None),
@@ -404,6 +433,43 @@ MULTIPART = (b"From: a@example.com", b'Content-Type: multipart/mixed; boundary="
             "</head><body>王堃</body></html>",
             [],
         ),
+        (  # a blank plain alternative: the text is the HTML's
+            b'--b\r\nContent-Type: multipart/alternative; boundary="a"\r\n\r\n'
+            b"--a\r\nContent-Type: text/plain\r\n\r\n \r\n\r\n"
+            b"--a\r\nContent-Type: text/html\r\n\r\n<p>rich</p>\r\n--a--\r\n--b--\r\n",
+            "rich\n",
+            "<p>rich</p>",
+            [],
+        ),
+        (  # no text of its own: a forwarded message's text is the body, and stays attached
+            b"--b\r\nContent-Type: text/plain\r\n\r\n\r\n"
+            b"--b\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n"
+            b"Subject: inner\r\n\r\ninner text\r\n--b--\r\n",
+            "inner text",
+            "",
+            ["message.eml"],
+        ),
+        (  # own text: the forwarded message stays only an attachment
+            b"--b\r\nContent-Type: text/plain\r\n\r\nmine\r\n"
+            b"--b\r\nContent-Type: message/rfc822\r\n\r\n"
+            b"Subject: inner\r\n\r\ninner text\r\n--b--\r\n",
+            "mine",
+            "",
+            ["message.eml"],
+        ),
+        (  # the only text is in a text part with a file name, not marked as an attachment
+            b"--b\r\nContent-Type: text/plain; name=problems.txt\r\n\r\nuser unknown\r\n--b--\r\n",
+            "user unknown",
+            "",
+            ["problems.txt"],
+        ),
+        (  # a text file marked as an attachment stays a file
+            b"--b\r\nContent-Type: text/plain; name=a.txt\r\n"
+            b"Content-Disposition: attachment\r\n\r\nfile\r\n--b--\r\n",
+            "",
+            "",
+            ["a.txt"],
+        ),
         (  # a missing closing boundary still gives the text
             b"--b\r\nContent-Type: text/plain\r\n\r\nunterminated\r\n",
             "unterminated",
@@ -472,7 +538,62 @@ def test_base64_message_rfc822_is_decoded() -> None:
         b"Content-Transfer-Encoding: base64",
         body=b"U3ViamVjdDogaW5uZXINCg0KYm9keQ==\r\n",
     )
-    assert parse(raw).attachments[0].content == b"Subject: inner\r\n\r\nbody"
+    parsed = parse(raw)
+    assert parsed.attachments[0].content == b"Subject: inner\r\n\r\nbody"
+    assert parsed.text == "body"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "text"),
+    [
+        (  # a digest wrapped in a message: each message's text, in order
+            (b"Content-Type: message/rfc822",),
+            b'Content-Type: multipart/digest; boundary="d"\r\n\r\n'
+            b"--d\r\n\r\nSubject: one\r\n\r\nfirst\r\n"
+            b"--d\r\n\r\nSubject: two\r\n\r\nsecond\r\n--d--\r\n",
+            "first\nsecond",
+        ),
+        (  # forwarded twice
+            (b"Content-Type: message/rfc822",),
+            b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ndeep\r\n",
+            "deep\n",
+        ),
+        (  # a delivery report without a notice: the returned mail is not its text
+            (b'Content-Type: multipart/report; report-type=delivery-status; boundary="r"',),
+            b"--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+            b"Reporting-MTA: dns; mx.example.net\r\n\r\n"
+            b"Final-Recipient: rfc822; x@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            b"--r\r\nContent-Type: message/rfc822\r\n\r\nSubject: ours\r\n\r\nour ack\r\n"
+            b"--r--\r\n",
+            "",
+        ),
+    ],
+)
+def test_wrapped_messages_give_the_body(headers: tuple[bytes, ...], body: bytes, text: str) -> None:
+    assert parse(mail(b"From: a@example.com", *headers, body=body)).text == text
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"\x78\x9f\x3e\x22" + bytes(range(256)),  # the signature, then garbage
+        b"\x78\x9f\x3e\x22\x01\x00",  # the signature alone
+        b"not tnef at all",
+    ],
+)
+def test_unreadable_winmail_dat_stays_an_attachment(blob: bytes) -> None:
+    raw = mail(
+        *MULTIPART,
+        body=b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        b"--b\r\nContent-Type: application/ms-tnef\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(blob)
+        + b"--b--\r\n",
+    )
+    parsed = parse(raw)
+    assert parsed.text == "see attached"
+    assert parsed.attachments == (
+        Attachment("winmail.dat", "application/ms-tnef", len(blob), blob),
+    )
 
 
 @pytest.mark.parametrize(

@@ -129,12 +129,13 @@ def _forwarded() -> EmailMessage:
 
 
 @pytest.mark.parametrize("kind", ["text file", "forwarded mail"])
-def test_a_parsed_mail_is_scanned_with_its_attachments(kind: str) -> None:
-    """What intake reports once it scans attachments (``scan_inbound``)."""
+def test_a_phrase_in_an_attachment_tags_the_ticket(core: Core, kind: str) -> None:
     raw = EmailMessage()
-    raw["From"] = "alice@customer.example"
+    raw["From"] = "Alice <alice@customer.example>"
+    raw["To"] = "support@example.org"
     raw["Subject"] = "see attached"
-    raw.set_content("see attached")
+    raw["Message-ID"] = "<s7@c.example>"
+    raw.set_content("Hello, my words are in the attached file.")
     if kind == "text file":
         raw.add_attachment(PHRASE.encode(), "text", "plain", filename="seed.txt")
     else:
@@ -142,4 +143,11 @@ def test_a_parsed_mail_is_scanned_with_its_attachments(kind: str) -> None:
     mail = parse(raw.as_bytes())
     assert {a.filename for a in mail.attachments} <= {"seed.txt", "message.eml"}
     assert scan_inbound(mail) == SecretReport(True, ("mnemonic",))
-    assert not scan_mail(mail.text, mail.html, mail.subject)
+    assert not scan_mail(mail.text, mail.html, mail.subject)  # only the attachment has it
+
+    core.intake.submit(raw.as_bytes(), "smtp")
+    with Session(core.engine) as session:
+        ticket = session.get(Ticket, 1)
+        assert ticket is not None and "secret-exposed" in ticket.tags.split()
+    ack = _outbox(core)["ack alice@customer.example"]
+    assert "private key or recovery phrase" in ack

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mailticket.errors import ConfigError
-from mailticket.settings import load_settings
+from mailticket.settings import load_settings, rooted_url
 from mailticket.units import format_duration, parse_duration, parse_size
 
 
@@ -98,3 +98,87 @@ def test_duration_round_trip_and_errors() -> None:
     assert parse_size(1000) == 1000
     with pytest.raises(ValueError):
         parse_size("big")
+
+
+SITE = """\
+[database]
+url = "sqlite:///data/mailticket.db"
+[smtp]
+tls_cert = "tls/cert.pem"
+tls_key = "/etc/ssl/private/key.pem"
+[outbound]
+maildir = "spool/outbox"
+dkim_selector = "mt2026"
+dkim_domain = "example.com"
+dkim_key = "dkim/mt2026.private"
+[tickets]
+rules_file = "rules.yaml"
+[[imap]]
+host = "imap.example.com"
+username = "support"
+password_file = "imap.password"
+"""
+
+
+def test_relative_paths_are_under_the_files_folder_wherever_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "mailticket.toml").write_text(SITE, encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # an MTA's pipe, cron, an admin's shell
+    settings = load_settings(Path("../site/mailticket.toml"), environ={})
+    assert settings.database.url == f"sqlite:///{site}/data/mailticket.db"
+    assert settings.smtp.tls_cert == site / "tls/cert.pem"
+    assert settings.smtp.tls_key == Path("/etc/ssl/private/key.pem")  # absolute: kept
+    assert settings.outbound.maildir == site / "spool/outbox"
+    assert settings.outbound.dkim_key == site / "dkim/mt2026.private"
+    assert settings.tickets.rules_file == site / "rules.yaml"
+    assert settings.tickets.templates_dir == site / "templates"  # a default: the same rule
+    assert settings.imap[0].password_file == site / "imap.password"
+
+
+def test_environment_paths_follow_the_file_when_there_is_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "site").mkdir()
+    config = tmp_path / "site" / "mailticket.toml"
+    config.write_text("", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    env = {"MAILTICKET_DATABASE_URL": "sqlite:///env.db", "MAILTICKET_OUTBOUND_MAILDIR": "out"}
+    with_file = load_settings(config, environ=env)
+    assert with_file.database.url == f"sqlite:///{tmp_path}/site/env.db"
+    assert with_file.outbound.maildir == tmp_path / "site" / "out"
+    without = load_settings(None, environ=env)  # no ./mailticket.toml here
+    assert without.database.url == "sqlite:///env.db"  # the working directory's
+    assert without.outbound.maildir == Path("out")
+    assert without.tickets.rules_file == Path("rules.yaml")
+
+
+def test_the_working_directorys_own_file_roots_paths_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mailticket.toml").write_text('[tickets]\nrules_file = "r.yaml"\n')
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, environ={})
+    assert settings.tickets.rules_file == tmp_path / "r.yaml"
+    assert settings.database.url == f"sqlite:///{tmp_path}/mailticket.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "rooted"),
+    [
+        ("sqlite:///mailticket.db", "sqlite:////srv/site/mailticket.db"),
+        ("sqlite:///data/mt.db?timeout=5", "sqlite:////srv/site/data/mt.db?timeout=5"),
+        ("sqlite+pysqlite:///mt.db", "sqlite+pysqlite:////srv/site/mt.db"),
+        ("sqlite:////var/lib/mailticket/mt.db", "sqlite:////var/lib/mailticket/mt.db"),
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite:///file:mt.db?mode=ro&uri=true", "sqlite:///file:mt.db?mode=ro&uri=true"),
+        ("postgresql+psycopg://mt@/mt?host=/run/pg", "postgresql+psycopg://mt@/mt?host=/run/pg"),
+        ("postgresql+psycopg://mt@db:5432/mt", "postgresql+psycopg://mt@db:5432/mt"),
+    ],
+)
+def test_a_relative_sqlite_file_in_the_url_is_rooted(url: str, rooted: str) -> None:
+    assert rooted_url(url, Path("/srv/site")) == rooted

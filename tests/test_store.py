@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import mailticket.models  # noqa: F401  (registers the tables)
@@ -46,3 +49,53 @@ def test_generated_secret_is_stable(db_url: str) -> None:
     assert len(first) == 64 and store.secret(engine, None) == first
     assert store.secret(engine, "configured") == b"configured"
     engine.dispose()
+
+
+def test_daemons_starting_together_generate_one_secret(db_url: str) -> None:
+    """Each process finds no secret and stores its own: the first commit wins, and every
+    one of them signs with that one."""
+    engines = [store.make_engine(db_url) for _ in range(4)]
+    store.upgrade(engines[0])
+    for engine in engines:
+        store.schema_version(engine)  # connected: the barrier releases them into the race
+    start = threading.Barrier(len(engines))
+    secrets: list[bytes] = []
+
+    def generate(engine: Engine) -> None:
+        start.wait()
+        secrets.append(store.secret(engine, None))
+
+    threads = [threading.Thread(target=generate, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(secrets) == len(engines) and len(set(secrets)) == 1
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "missing"),
+    [
+        ("sqlite:///{tmp}/here.db", None),
+        ("sqlite:///{tmp}/nowhere.db", "{tmp}/nowhere.db does not exist: run `mailticket db"),
+        ("sqlite+pysqlite:///{tmp}/nowhere.db", "{tmp}/nowhere.db does not exist"),
+        ("sqlite:///{tmp}/nowhere.db?timeout=5", "{tmp}/nowhere.db does not exist"),
+        ("sqlite://", None),  # in memory: nothing to find
+        ("sqlite:///:memory:", None),
+        ("sqlite:///file:x.db?mode=ro&uri=true", None),  # SQLite's own URI: left to SQLite
+        ("postgresql+psycopg://mailticket@/mailticket?host=/run/postgresql", None),
+        ("not a url", None),  # the engine says what is wrong with it
+    ],
+)
+def test_database_missing_names_a_sqlite_file_that_is_not_there(
+    tmp_path: Path, url: str, missing: str | None
+) -> None:
+    (tmp_path / "here.db").touch()
+    found = store.database_missing(url.format(tmp=tmp_path))
+    if missing is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(missing.format(tmp=tmp_path))
+    assert not (tmp_path / "nowhere.db").exists()

@@ -111,3 +111,22 @@ def test_thread_evidence_order() -> None:
 def test_mentioned_numbers() -> None:
     text = "See MT-12 and [MT-13], not XMT-14 nor MT-15a; again mt-12"
     assert mentioned_numbers(text, "MT") == (12, 13)
+
+
+@pytest.mark.parametrize(
+    ("subject", "number"),
+    [
+        ("【MT-41】 付款问题", 41),  # lenticular brackets, as Chinese input methods type them
+        ("回复：［MT-41］ 付款问题", 41),  # full-width square brackets
+        ("〔MT－４１〕 full-width hyphen and digits", 41),
+        ("答复: 「MT-41」", 41),
+        ("Re: [mt - 41] spaced", 41),
+        ("【MT-41 x】 not a tag", None),
+        ("MT-41 without brackets", None),
+        ("【MT-41] mixed brackets are still a tag", 41),
+    ],
+)
+def test_tags_in_other_brackets(subject: str, number: int | None) -> None:
+    assert find_tag(subject, "MT") == number
+    if number is not None:
+        assert "41" not in clean_subject(subject, "MT")

@@ -8,7 +8,9 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.parser import Parser
+from email.policy import SMTPUTF8
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import pytest
 from aiosmtpd.smtp import SMTP as Server
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
+from mailticket.notices import Envelope as NoticeEnvelope
+from mailticket.notices import Rendered, compose
 from mailticket.settings import OutboundSettings
 from mailticket.transport import (
     Delivery,
@@ -284,10 +288,81 @@ def test_smtp_non_ascii_address_without_smtputf8_is_permanent() -> None:
 
     delivery = send(handler, recipients=["jörg@example.com"])
 
-    assert delivery.outcome is Outcome.PERMANENT
-    assert delivery.rejected == ("jörg@example.com",)
-    assert "does not offer SMTPUTF8" in delivery.detail
+    assert delivery == Delivery(
+        Outcome.PERMANENT,
+        "all recipients refused: jörg@example.com: 553 recipient needs SMTPUTF8; the relay"
+        " does not offer it",
+        rejected=("jörg@example.com",),
+    )
     assert handler.received == []
+
+
+def test_smtp_without_smtputf8_the_other_recipients_still_get_the_mail() -> None:
+    handler = Recorder()
+
+    delivery = send(handler, recipients=["jörg@example.com", ALICE])
+
+    assert delivery.outcome is Outcome.SENT
+    assert delivery.rejected == ("jörg@example.com",)
+    assert delivery.detail.endswith(
+        "; refused jörg@example.com: 553 recipient needs SMTPUTF8; the relay does not offer it"
+    )
+    assert handler.received[0].rcpt_tos == [ALICE]
+    assert "SMTPUTF8" not in handler.received[0].mail_options
+
+
+def test_smtp_quoted_local_part_is_a_recipient() -> None:
+    handler = Recorder()
+    quoted = '"system administrator"@example.com'
+
+    assert send(handler, recipients=[quoted]).outcome is Outcome.SENT
+    assert handler.received[0].rcpt_tos == [quoted]
+
+
+def _answer_to(address: str) -> bytes:
+    """An answer as notices composes it, to ``address``."""
+    rendered = Rendered("[MT-7] Reçu", "Bonjour José,\nnous avons reçu votre demande.\n", None)
+    envelope = NoticeEnvelope(
+        sender=SENDER,
+        to=address,
+        cc=(),
+        message_id="<MT-7.abc@example.org>",
+        in_reply_to=None,
+        references=(),
+        auto_submitted="auto-replied",
+        date=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+    )
+    return compose(rendered, envelope)
+
+
+def test_an_answer_to_a_utf8_address_goes_out_with_smtputf8_byte_for_byte() -> None:
+    handler = Recorder()
+    message = _answer_to("José <josé@example.com>")
+
+    delivery = send(
+        handler,
+        recipients=["josé@example.com"],
+        message=message,
+        server_options={"enable_SMTPUTF8": True},
+    )
+
+    assert delivery.outcome is Outcome.SENT
+    (received,) = handler.received
+    assert sorted(received.mail_options) == ["BODY=8BITMIME", "SMTPUTF8"]
+    assert received.original_content == message
+    header = Parser(policy=SMTPUTF8).parsestr(message.decode())["To"]  # RFC 6532: UTF-8
+    assert [(a.display_name, a.addr_spec) for a in header.addresses] == [
+        ("José", "josé@example.com")
+    ]
+    assert b"\r\nTo: =?utf-8?b?Sm9zw6k=?= <jos\xc3\xa9@example.com>\r\n" in message
+
+
+def test_maildir_writes_an_answer_to_a_utf8_address(tmp_path: Path) -> None:
+    message = _answer_to("josé@example.com")
+
+    assert maildir_deliver(tmp_path, "42", message).outcome is Outcome.SENT
+    assert [f.read_bytes() for f in (tmp_path / "new").iterdir()] == [message]
+    assert "\r\nTo: josé@example.com\r\n".encode() in message
 
 
 def test_smtp_sender_that_cannot_be_put_on_a_command_line_is_permanent() -> None:

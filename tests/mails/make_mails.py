@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import quopri
+import struct
 from pathlib import Path
 from urllib.parse import quote_from_bytes
+
+import compressed_rtf  # type: ignore[import-untyped]
 
 HERE = Path(__file__).resolve().parent
 
@@ -237,6 +240,142 @@ def dsn_headers_only() -> bytes:
     return mail.replace(b"Message-ID: <MT-42.abcdef", b"Message-ID:\n <MT-43.fedcba")
 
 
+def groupwise_forward() -> bytes:
+    """GroupWise forwards a mail as the whole of a message/rfc822 mail: no text of its own."""
+    return crlf(
+        b"From: Novell User <nuser@example.org>",
+        b"To: support@example.com",
+        b"Subject: Fwd: printer on floor 3",
+        b"Date: Tue, 3 Mar 2026 09:00:00 +0100",
+        b"Message-ID: <gw-1@example.org>",
+        b"MIME-Version: 1.0",
+        b"X-Mailer: GroupWise Internet Agent 18.2.1",
+        b"Content-Type: message/rfc822",
+        b"",
+        b"From: Original Sender <orig@example.org>",
+        b"To: nuser@example.org",
+        b"Subject: printer on floor 3",
+        b"Message-ID: <inner-gw@example.org>",
+        b"MIME-Version: 1.0",
+        b'Content-Type: multipart/alternative; boundary="alt"',
+        b"",
+        b"--alt",
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Transfer-Encoding: 8bit",
+        b"",
+        "The printer on floor 3 jams on every page. Café is closed too.".encode(),
+        b"--alt",
+        b"Content-Type: text/html; charset=utf-8",
+        b"",
+        b"<p>The printer on floor 3 jams on every page.</p>",
+        b"--alt--",
+    )
+
+
+def blank_plain_html() -> bytes:
+    """A blank text/plain alternative beside an HTML part that has the text."""
+    return crlf(
+        b"From: webmail@example.com",
+        b"To: support@example.com",
+        b"Subject: invoice",
+        b"Message-ID: <blank-plain@example.com>",
+        b"MIME-Version: 1.0",
+        b'Content-Type: multipart/alternative; boundary="alt"',
+        b"",
+        b"--alt",
+        b"Content-Type: text/plain; charset=utf-8",
+        b"",
+        b" ",
+        b"",
+        b"--alt",
+        b"Content-Type: text/html; charset=utf-8",
+        b"",
+        "<html><body><p>发票金额不对</p><p>Please fix it.</p></body></html>".encode(),
+        b"--alt--",
+    )
+
+
+def tnef_object(level: int, attribute: int, data: bytes) -> bytes:
+    """One TNEF attribute: level, attribute id (type in the high word), length, data,
+    checksum (MS-OXTNEF 2.1.3)."""
+    checksum = sum(data) & 0xFFFF
+    return struct.pack("<BII", level, attribute, len(data)) + data + struct.pack("<H", checksum)
+
+
+def mapi_binary(tag: int, data: bytes) -> bytes:
+    """One MAPI property of type PtypBinary (MS-OXTNEF 2.1.3.4): tag, count, length, data
+    padded to four bytes."""
+    padded = data + b"\x00" * (-len(data) % 4)
+    return struct.pack("<III", tag, 1, len(data)) + padded
+
+
+def tnef_blob(rtf: bytes | None, text: bytes | None, files: list[tuple[bytes, bytes]]) -> bytes:
+    """A winmail.dat as Outlook writes it: version, OEM code page 936, message class, the
+    body (plain text, or compressed RTF in the MAPI properties), then each file."""
+    blob = struct.pack("<IH", 0x223E9F78, 0x0001)
+    blob += tnef_object(1, 0x00089006, struct.pack("<I", 0x00010000))  # attTnefVersion
+    blob += tnef_object(1, 0x00069007, struct.pack("<II", 936, 0))  # attOemCodepage
+    blob += tnef_object(1, 0x00078008, b"IPM.Microsoft Mail.Note\x00")  # attMessageClass
+    if text is not None:
+        blob += tnef_object(1, 0x0002800C, text)  # attBody
+    if rtf is not None:  # attMAPIProps: PidTagRtfCompressed
+        props = struct.pack("<I", 1) + mapi_binary(0x10090102, compressed_rtf.compress(rtf))
+        blob += tnef_object(1, 0x00069003, props)
+    for name, content in files:
+        blob += tnef_object(2, 0x00069002, bytes(14))  # attAttachRendData
+        blob += tnef_object(2, 0x00018010, name + b"\x00")  # attAttachTitle
+        blob += tnef_object(2, 0x0006800F, content)  # attAttachData
+    return blob
+
+
+RTF_BODY = (
+    b"{\\rtf1\\ansi\\ansicpg936\\deff0{\\fonttbl{\\f0\\fnil\\fcharset134 SimSun;}}\r\n"
+    b"\\pard\\f0\\fs20 \\'c4\\'fa\\'ba\\'c3\\'a3\\'ac\\par\r\n"
+    b"The quote is attached. \\'b1\\'a8\\'bc\\'db\\'b5\\'a5\\'d4\\'da\\'b8\\'bd\\'bc\\'fe"
+    b"\\'a1\\'a3\\par\r\n}"
+)
+
+
+def winmail(text: bool) -> bytes:
+    """Outlook with rich text to a non-Exchange address: winmail.dat carries the body
+    (RTF, code page 936) and the files; with ``text``, a plain body part comes first."""
+    files = [("报价单.txt".encode("gbk"), "单价 100 元\r\n".encode("gbk")), (b"logo.png", PNG)]
+    blob = tnef_blob(RTF_BODY, None, files)
+    plain = [b"--mix", b"Content-Type: text/plain; charset=us-ascii", b"", b"See the quote."]
+    return crlf(
+        b"From: Outlook User <outlook@example.com>",
+        b"To: support@example.com",
+        b"Subject: quote",
+        b"Message-ID: <winmail-" + (b"text" if text else b"rtf") + b"@example.com>",
+        b"MIME-Version: 1.0",
+        b'Content-Type: multipart/mixed; boundary="mix"',
+        b"",
+        *(plain if text else []),
+        b"--mix",
+        b'Content-Type: application/ms-tnef; name="winmail.dat"',
+        b'Content-Disposition: attachment; filename="winmail.dat"',
+        b"Content-Transfer-Encoding: base64",
+        b"",
+        b64(blob),
+        b"--mix--",
+    )
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
+
+
+def koi8_raw_subject() -> bytes:
+    """A Russian subject in raw KOI8-R bytes, and no Content-Type at all (RT saw these)."""
+    return crlf(
+        b"From: " + "Иван Петров".encode("koi8-r") + b" <ivan@example.ru>",
+        b"To: support@example.com",
+        b"Subject: " + "тест тест".encode("koi8-r"),
+        b"Message-ID: <koi8-raw@example.ru>",
+        b"",
+        b"test",
+    )
+
+
 FIXTURES = {
     "outlook_gb2312.eml": outlook_gb2312,
     "big5_microsoft.eml": lambda: single(
@@ -265,6 +404,11 @@ FIXTURES = {
     "forwarded.eml": forwarded,
     "dsn.eml": dsn,
     "dsn_headers_only.eml": dsn_headers_only,
+    "groupwise_forward.eml": groupwise_forward,
+    "blank_plain_html.eml": blank_plain_html,
+    "winmail_rtf.eml": lambda: winmail(text=False),
+    "winmail_text.eml": lambda: winmail(text=True),
+    "koi8_raw_subject.eml": koi8_raw_subject,
 }
 
 

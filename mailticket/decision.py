@@ -239,6 +239,10 @@ def _on_ticket(
     if identity.unverified:
         return _unverified_agent(mail, verdict, thread, facts, view, ctx, identity.how)
     is_agent, authentication = identity.agent, identity.how
+    if verdict.automatic and not is_agent and not _bulk_only(verdict):
+        # an autoresponder or a notice about the ticket, whoever it comes from: kept on
+        # it, never a new linked ticket with a notice to every agent
+        return Decision(verdict, thread, "append", facts.number, "auto", notes=verdict.reasons)
     if not is_agent and sender not in facts.participants:
         return replace(
             _foreign(mail, verdict, thread, facts, view, ctx), authentication=authentication

@@ -11,7 +11,16 @@ what it says: author, date, subject, text and files, compared after decoding.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+import re
+from typing import Final, Protocol
+
+# what delivering MTAs put on top of a mail (RFC 5321 4.4, RFC 9228): the same mail by
+# SMTP, IMAP and a pipe differs in these
+_TRACE: Final = re.compile(
+    rb"(?:(?:return-path|delivered-to|x-original-to|received|envelope-to|x-envelope-(?:from|to))"
+    rb"[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*)",
+    re.IGNORECASE,
+)
 
 
 class Readable(Protocol):
@@ -53,3 +62,13 @@ def _lines(text: str) -> str:
     """The text with canonical line endings and no trailing blanks (a relay may add or
     drop either)."""
     return "\n".join(line.rstrip() for line in text.splitlines()).strip()
+
+
+def canonical_bytes_digest(raw: bytes) -> str:
+    """The identity of a mail without a Message-ID: a hash of its bytes with canonical
+    line endings, the trace headers delivering MTAs put on top of it left out."""
+    text = raw.replace(b"\r\n", b"\n")
+    position = 0
+    while match := _TRACE.match(text, position):
+        position = match.end()
+    return hashlib.sha256(text[position:]).hexdigest()

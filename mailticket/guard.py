@@ -11,7 +11,8 @@ ticket's notes and ``explain`` show them). The evidence, in the order it is read
 - a report (``multipart/report``, RFC 6522): a delivery status, a read receipt, an abuse
   or DMARC report;
 - who sent it: the null or MAILER-DAEMON Return-Path, MAILER-DAEMON or postmaster, a mail
-  system's display name ("Mail Delivery Subsystem"), our own address;
+  system's display name ("Mail Delivery Subsystem"), our own address, a list server's own
+  address (``help-admin@``, ``owner-help@``) on a mail with list headers;
 - what it says where autoresponders and mail systems say it: the start of the subject
   ("Automatic reply:", "Undeliverable:", "自动回复：") and the first lines of the body
   ("This is the mail system at host ...", or "I am out of the office ... upon my return").

@@ -29,7 +29,7 @@ from sqlmodel import Session
 from mailticket import sla, store
 from mailticket.decision import Context, Decision, Pending, TicketFacts
 from mailticket.decision_parts import NO_CHANGES, Changes, GuardHistory, GuardWindows
-from mailticket.fingerprint import content_digest
+from mailticket.fingerprint import canonical_bytes_digest, content_digest
 from mailticket.mail import InboundMail
 from mailticket.outbox import Outgoing
 from mailticket.rules import RuleSet
@@ -375,15 +375,17 @@ def seen(connection: Connection, mail: InboundMail, parse: Callable[[bytes], Inb
     """Look the mail up by its identity: the Message-ID and what it says.
 
     A mail with a Message-ID is stored under it; a different mail that reuses it, under
-    ``<id>#<digest>``. A mail without one is stored under ``sha256c:<digest>`` (and was,
-    before, under the hash of its bytes: looked up too, so a re-import adds nothing).
+    ``<id>#<digest>``. A mail without one is stored under ``sha256c:`` and the hash of its
+    bytes with canonical line endings, trace headers aside (and was, before, under the
+    hash of its bytes: looked up too, so a re-import adds nothing).
     """
-    mine = digest(mail)
     if not mail.has_message_id:
-        for key in (f"sha256c:{mine}", f"sha256:{mail.sha256}"):
+        canonical = f"sha256c:{canonical_bytes_digest(mail.raw)}"
+        for key in (canonical, f"sha256:{mail.sha256}"):
             if connection.execute(_STORED, {"key": key}).first() is not None:
                 return Seen(True, key)
-        return Seen(False, f"sha256c:{mine}")
+        return Seen(False, canonical)
+    mine = digest(mail)
     first = connection.execute(_STORED, {"key": mail.message_id}).first()
     if first is None:
         return Seen(False, mail.message_id)

@@ -16,6 +16,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from mailticket.core import build_core
+from mailticket.fingerprint import canonical_bytes_digest
 from mailticket.guard import classify
 from mailticket.mail import parse
 from mailticket.models import Inbound, Outbox, Ticket
@@ -47,7 +48,11 @@ def test_every_corpus_mail_goes_through_intake(tmp_path: Path, clock: Clock) -> 
         mail = parse(raw)
         # a mail is its Message-ID and what it says (a reused Message-ID is another mail)
         said = digest(mail)
-        identities.add(f"{mail.message_id}#{said}" if mail.has_message_id else f"sha256c:{said}")
+        identities.add(
+            f"{mail.message_id}#{said}"
+            if mail.has_message_id
+            else f"sha256c:{canonical_bytes_digest(raw)}"
+        )
         if classify(mail, {"support@example.org"}).automatic:
             automatic_ids.add(mail.message_id)
     print(f"{len(messages)} corpus mails: {dict(outcomes)}")

@@ -385,3 +385,19 @@ def test_an_imported_backlog_keeps_its_dates_and_sends_nothing_until_someone_act
     assert ticket.due_at is not None and ticket.due_at > clock.now  # counted from now
     assert ticket.next_action_at is not None
     assert any(e.startswith("clock: first-response clock started") for e in _events_of(core))
+
+
+def test_an_autoreply_from_someone_not_on_the_ticket_stays_on_it_quietly(core: Core) -> None:
+    """A colleague's out-of-office answering our acknowledgement: no new linked ticket,
+    no notice to every agent."""
+    core.intake.submit(build_mail(), "smtp")
+    before = len(_outbox(core))
+    away = build_mail(
+        sender="boss@customer.example",
+        subject="Automatic reply: [MT-1] Cannot log in",
+        body="I am out of the office until Monday.",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    result = core.intake.submit(away, "smtp")
+    assert (result.outcome, result.ticket) == ("stored", 1)
+    assert len(_tickets(core)) == 1 and len(_outbox(core)) == before

@@ -6,10 +6,10 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from sqlmodel import col, select
@@ -89,6 +89,62 @@ def _print_json(data: Any) -> None:
     click.echo(json_text(data, indent=2))
 
 
+def _table(rows: Sequence[Sequence[object]], *, right: int = 0) -> None:
+    """``rows`` in columns as wide as their widest cell (on a terminal: a Chinese character
+    takes two), the first ``right`` columns aligned right; the last one is not padded."""
+    from rich.cells import cell_len
+
+    cells = [[printable(value) for value in row] for row in rows]
+    widths = [max(map(cell_len, column)) for column in zip(*cells, strict=True)]
+    for row in cells:
+        padded = []
+        for n, (cell, width) in enumerate(zip(row[:-1], widths, strict=False)):
+            blank = " " * (width - cell_len(cell))
+            padded.append(blank + cell if n < right else cell + blank)
+        click.echo(" ".join([*padded, row[-1]]).rstrip())
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def _paged(default_limit: int) -> Callable[[Command], Command]:
+    """``--limit N``, ``--offset N`` and ``--all`` for a list command."""
+
+    def add(command: Command) -> Command:
+        options = [
+            click.option("--limit", type=click.IntRange(min=1), default=default_limit,
+                         show_default=True, help="show at most N rows"),
+            click.option("--offset", type=click.IntRange(min=0), default=0,
+                         help="skip the first N rows"),
+            click.option("--all", "every", is_flag=True, help="show every row"),
+        ]  # fmt: skip
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return add
+
+
+def _window(limit: int, offset: int, every: bool) -> views.Window:
+    return views.Window(offset=offset, limit=None if every else limit)
+
+
+def _show(
+    page: views.Page,
+    as_json: bool,
+    line: Callable[[dict[str, Any]], list[object]],
+    *,
+    right: int = 0,
+) -> None:
+    """A page of a list, as JSON or columns; when it leaves rows out, stderr says so."""
+    if as_json:
+        _print_json(page.rows)
+    elif page.rows:
+        _table([line(row) for row in page.rows], right=right)
+    if cut := page.cut():
+        click.echo(f"mailticket: {cut}", err=True)
+
+
 # -- daemon -----------------------------------------------------------------------------
 
 
@@ -159,12 +215,26 @@ def import_(settings: Settings, path: Path, notify: bool) -> None:
         total = len(open_mailbox(path))
     except ValueError as exc:
         _fail(str(exc), 1)
-    with _core(settings) as core, Progress(transient=False) as bar:
+    with _core(settings) as core, _quiet("mailticket.intake"), Progress(transient=False) as bar:
         task = bar.add_task(f"importing {path.name}", total=total)
         outcomes = import_mailbox(
             core.intake, path, notify=notify, progress=lambda n: bar.update(task, completed=n)
         )
     _echo(", ".join(f"{count} {name}" for name, count in sorted(outcomes.items())) or "empty")
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """The logger ``name`` without its INFO lines (one per mail: the summary line tells
+    the same), unless the admin asked for DEBUG; warnings (quarantined mail) still show."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    if logger.getEffectiveLevel() > logging.DEBUG:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def _tag(settings: Settings, number: int | None) -> str:
@@ -192,7 +262,10 @@ def rules_check(settings: Settings, file: Path | None) -> None:
     def template_exists(name: str) -> bool:
         return any((d / f"{name}.txt.j2").is_file() for d in directories)
 
-    report = check_file(file or settings.tickets.rules_file, template_exists)
+    from mailticket.core import own_addresses
+
+    own = own_addresses(settings)
+    report = check_file(file or settings.tickets.rules_file, template_exists, own=own)
     for problem in report.problems:
         _echo(problem)
     if not report.ok or report.rules is None:
@@ -211,13 +284,13 @@ def rules_check(settings: Settings, file: Path | None) -> None:
 @click.pass_obj
 def explain(settings: Settings, mail: Any, as_json: bool, raw: bool) -> None:
     """The whole decision for MAIL (an .eml file, - for stdin); nothing is written."""
-    from mailticket.core import RulesHolder, utcnow
+    from mailticket.core import RulesHolder, own_addresses, utcnow
     from mailticket.rules_explain import as_lines
     from mailticket.rules_explain import explain as explain_mail
 
     content = mail.read()
     try:
-        current = RulesHolder(settings.tickets.rules_file)()
+        current = RulesHolder(settings.tickets.rules_file, own=own_addresses(settings))()
         report = explain_mail(settings, current, content, utcnow(), show_secrets=raw)
     except ConfigError as exc:
         _fail(str(exc), EX_CONFIG)
@@ -242,22 +315,29 @@ def tickets() -> None:
 @click.option("--status")
 @click.option("--queue")
 @click.option("--json", "as_json", is_flag=True)
+@_paged(500)
 @click.pass_obj
-def tickets_list(settings: Settings, status: str | None, queue: str | None, as_json: bool) -> None:
-    prefix = settings.tickets.prefix
+def tickets_list(
+    settings: Settings,
+    status: str | None,
+    queue: str | None,
+    as_json: bool,
+    limit: int,
+    offset: int,
+    every: bool,
+) -> None:
+    """Tickets, newest first."""
+    window = _window(limit, offset, every)
     with _core(settings) as core, store.transaction(core.engine) as session:
-        rows = [
-            views.ticket_summary(t, prefix)
-            for t in store.tickets(session, status=status, queue=queue)
-        ]
-    if as_json:
-        _print_json(rows)
-        return
-    for row in rows:
-        _echo(
-            f"{row['tag']:<10} {row['status']:<9} {row['priority']:<7} {row['queue']:<12} "
-            f"{row['requester']:<28} {row['subject']}"
+        page = views.ticket_page(
+            session, settings.tickets.prefix, window, status=status, queue=queue
         )
+
+    def line(row: dict[str, Any]) -> list[object]:
+        fields = ("tag", "status", "priority", "queue", "requester", "subject")
+        return [row[key] for key in fields]
+
+    _show(page, as_json, line)
 
 
 @tickets.command(name="show")
@@ -317,18 +397,22 @@ def outbox() -> None:
 
 @outbox.command(name="list")
 @click.option("--json", "as_json", is_flag=True)
+@_paged(200)
 @click.pass_obj
-def outbox_list(settings: Settings, as_json: bool) -> None:
+def outbox_list(settings: Settings, as_json: bool, limit: int, offset: int, every: bool) -> None:
+    """Outgoing mail, newest first."""
     with _core(settings) as core, store.transaction(core.engine) as session:
-        rows = views.outbox_rows(session)
-    if as_json:
-        _print_json(rows)
-        return
-    for row in rows:
-        _echo(
-            f"{row['id']:>6} {row['state']:<9} {row['template']:<12} {row['to']:<28} "
-            f"attempts={row['attempts']} {row['last_error'] or ''}"
-        )
+        page = views.outbox_page(session, _window(limit, offset, every))
+
+    def line(row: dict[str, Any]) -> list[object]:
+        fields = ("id", "state", "template", "to")
+        return [
+            *(row[key] for key in fields),
+            f"attempts={row['attempts']}",
+            row["last_error"] or "",
+        ]
+
+    _show(page, as_json, line, right=1)
 
 
 @outbox.command(name="retry")
@@ -374,17 +458,19 @@ def quarantine() -> None:
 
 @quarantine.command(name="list")
 @click.option("--json", "as_json", is_flag=True)
+@_paged(500)
 @click.pass_obj
-def quarantine_list(settings: Settings, as_json: bool) -> None:
+def quarantine_list(
+    settings: Settings, as_json: bool, limit: int, offset: int, every: bool
+) -> None:
+    """Quarantined mail, oldest first."""
     with _core(settings) as core, store.transaction(core.engine) as session:
-        rows = views.quarantined(session)
-    if as_json:
-        _print_json(rows)
-        return
-    for row in rows:
-        _echo(
-            f"{row['id']:>6} {row['received_at']} {row['source']:<6} {row['message_id']} {row['error']}"
-        )
+        page = views.quarantine_page(session, _window(limit, offset, every))
+
+    def line(row: dict[str, Any]) -> list[object]:
+        return [row[key] for key in ("id", "received_at", "source", "message_id", "error")]
+
+    _show(page, as_json, line, right=1)
 
 
 @quarantine.command(name="replay")
@@ -392,8 +478,10 @@ def quarantine_list(settings: Settings, as_json: bool) -> None:
 @click.option("--all", "replay_all", is_flag=True)
 @click.pass_obj
 def quarantine_replay(settings: Settings, inbound_id: int | None, replay_all: bool) -> None:
+    """Run quarantined mail through intake again; exit 1 when any stays quarantined."""
     if (inbound_id is None) == (not replay_all):
         _fail("give one ID or --all", 2)
+    still = 0
     with _core(settings) as core:
         ids = [inbound_id] if inbound_id is not None else _quarantined_ids(core)
         for each in ids:
@@ -402,13 +490,44 @@ def quarantine_replay(settings: Settings, inbound_id: int | None, replay_all: bo
                 result = core.intake.replay(each)
             except LookupError as exc:
                 _fail(str(exc), 1)
+            still += result.outcome == "quarantined"
             _echo(f"{each}: {result.outcome} {_tag(settings, result.ticket)} {result.detail}")
+    if still:
+        _fail(f"{still} of {len(ids)} still quarantined", 1)
 
 
 def _quarantined_ids(core: Core) -> list[int]:
     with store.transaction(core.engine) as session:
         query = select(Inbound.id).where(Inbound.state == "quarantined")
         return [i for i in session.exec(query).all() if i is not None]
+
+
+@quarantine.command(name="drop")
+@click.argument("inbound_id", required=False, type=int)
+@click.option("--older-than", metavar="AGE", help="every one received more than AGE ago (30d)")
+@click.pass_obj
+def quarantine_drop(settings: Settings, inbound_id: int | None, older_than: str | None) -> None:
+    """Give up on quarantined mail: ID, or all received more than AGE ago.
+
+    The mail stays in the database, marked dropped: `status` no longer counts it (its
+    inbound line does), and the same mail delivered again is a duplicate."""
+    from mailticket.units import parse_duration
+
+    if (inbound_id is None) == (older_than is None):
+        _fail("give one ID or --older-than AGE", 2)
+    try:
+        age = parse_duration(older_than) if older_than is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    with _core(settings) as core, store.transaction(core.engine) as session:
+        before = core.clock() - age if age is not None else None
+        dropped = store.drop_quarantined(session, inbound_id=inbound_id, received_before=before)
+    if inbound_id is not None and not dropped:
+        _fail(f"no quarantined mail with id {inbound_id}", 1)
+    for row_id, message_id in dropped:
+        _echo(f"{row_id}: dropped {message_id}")
+    if older_than is not None:
+        _echo(f"{len(dropped)} dropped")
 
 
 # -- database and health ----------------------------------------------------------------

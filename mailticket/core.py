@@ -21,7 +21,7 @@ from mailticket.errors import ConfigError
 from mailticket.intake import Intake
 from mailticket.notices import Renderer, template_dirs
 from mailticket.parse_pool import ParsePool
-from mailticket.rules import RuleSet, default_rules, load_rules
+from mailticket.rules import OwnAddresses, RuleSet, default_rules, load_rules
 from mailticket.rules_watch import fingerprint
 from mailticket.settings import Settings
 from mailticket.threads import MessageIdSigner
@@ -36,10 +36,15 @@ def utcnow() -> datetime:
 
 
 class RulesHolder:
-    """The current rule set; a bad edit is refused and the last good rules stay."""
+    """The current rule set; a bad edit is refused and the last good rules stay.
 
-    def __init__(self, path: Path, current: RuleSet | None = None) -> None:
+    ``own``: our own addresses; a file whose queues name one is refused like a bad edit."""
+
+    def __init__(
+        self, path: Path, current: RuleSet | None = None, *, own: OwnAddresses | None = None
+    ) -> None:
         self.path = path
+        self.own = own
         self.loaded: str | None = None  # the fingerprint of the file the rules came from
         self.current: RuleSet = current or self._initial()
         self.observers: list[Callable[[bool], None]] = []  # e.g. metrics: told each outcome
@@ -49,7 +54,7 @@ class RulesHolder:
             log.warning("%s not found: every ticket goes to the built-in defaults", self.path)
             return default_rules()
         self.loaded = fingerprint(self.path)  # before: an edit while loading is seen later
-        return load_rules(self.path)  # at start a bad file is fatal: there is no last good
+        return load_rules(self.path, own=self.own)  # at start a bad file is fatal: no last good
 
     def __call__(self) -> RuleSet:
         return self.current
@@ -58,7 +63,7 @@ class RulesHolder:
         """Load the file again; False (and an error log) when it is refused."""
         self.loaded = fingerprint(self.path)
         try:
-            rules = load_rules(self.path)
+            rules = load_rules(self.path, own=self.own)
         except ConfigError as exc:
             log.error("rules refused, keeping version %s: %s", self.current.version, exc)
             self._tell(False)
@@ -121,7 +126,7 @@ def build_core(
     )
     if migrate:
         store.upgrade(engine)
-    rules_holder = RulesHolder(settings.tickets.rules_file, rules)
+    rules_holder = RulesHolder(settings.tickets.rules_file, rules, own=own_addresses(settings))
     renderer = Renderer(template_dirs(settings.tickets.templates_dir))
     signer = MessageIdSigner(
         secret=store.secret(engine, settings.tickets.secret),
@@ -151,6 +156,11 @@ def build_core(
         dns=dns,
     )
     return Core(settings, engine, rules_holder, renderer, intake, signer, clock, on_commit, parser)
+
+
+def own_addresses(settings: Settings) -> OwnAddresses:
+    """The addresses no queue of rules.yaml may name as an agent or escalation contact."""
+    return OwnAddresses(settings.tickets.support_address, settings.tickets.comment_address)
 
 
 def _message_id_host(support_address: str) -> str:

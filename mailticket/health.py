@@ -129,7 +129,9 @@ def collect(core: Core) -> Health:
     if health.outbox.get("failed") or health.outbox.get("uncertain"):
         health.problems.append("outgoing mail failed: see `mailticket outbox list`")
     if health.inbound.get("quarantined"):
-        health.problems.append("quarantined mail: see `mailticket quarantine list`")
+        health.problems.append(
+            "quarantined mail: see `mailticket quarantine list` (replay or drop it)"
+        )
     if health.overdue:
         health.problems.append(f"{health.overdue} ticket(s) past their first-response time")
     if not core.settings.agents.require_authenticated:

@@ -29,6 +29,7 @@ from mailticket.agent_commands import (
     Untag,
     read_agent_mail,
     requester_closes,
+    without_first_line,
 )
 from mailticket.decision_parts import NO_CHANGES, Answer, Changes, TicketFacts
 from mailticket.reply_text import new_text
@@ -111,6 +112,7 @@ def requester_plan(text: str, sender: str, facts: TicketFacts, audience: Audienc
     written = new_text(text)
     if requester_closes(written, sender, facts.requester):
         status: str | None = "closed"
+        written = without_first_line(written)  # agents read what was said, not the command
     else:
         status = "open" if facts.status in REOPENABLE else None
     if status == facts.status:

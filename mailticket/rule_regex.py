@@ -15,7 +15,6 @@ would re-encode a ``str`` for every pattern).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -67,12 +66,6 @@ def compile_pattern(source: str) -> Pattern:
         return Pattern(source, re2.compile(source, _OPTIONS))
     except re2.error as exc:
         raise ValueError(_explain(source, exc)) from None
-
-
-def compile_words(words: Sequence[str]) -> Pattern:
-    """One case-insensitive pattern finding any of ``words`` as plain text (one pass)."""
-    source = "(?i)" + "|".join(re2.escape(word) for word in words)
-    return Pattern(source, re2.compile(source, _OPTIONS))
 
 
 def encode(text: str) -> bytes:

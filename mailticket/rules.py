@@ -25,13 +25,20 @@ from mailticket.errors import ConfigError
 from mailticket.mail import InboundMail
 from mailticket.rule_match import Extractor, MailText, Matcher, compile_condition
 from mailticket.rule_regex import compile_pattern
-from mailticket.rules_errors import Problem, pydantic_problems, shadow_problems
+from mailticket.rules_errors import (
+    OwnAddresses,
+    Problem,
+    own_address_problems,
+    pydantic_problems,
+    shadow_problems,
+)
 from mailticket.rules_schema import Actions, DefaultsSpec, QueueSpec, Rule, RulesFile, context_of
 from mailticket.sla import Policy
 from mailticket.yamlsource import Located, load_bytes, load_located, read_file
 
 __all__ = [
     "ConfigError",
+    "OwnAddresses",
     "QueueSpec",
     "Routing",
     "RuleSet",
@@ -172,22 +179,24 @@ def default_rules() -> RuleSet:
     return RuleSet(spec=spec, version="builtin", source="<builtin defaults>")
 
 
-def load_rules(path: Path) -> RuleSet:
-    """Validate ``path`` whole; ConfigError("path:line: message") on the first problem."""
+def load_rules(path: Path, *, own: OwnAddresses | None = None) -> RuleSet:
+    """Validate ``path`` whole; ConfigError("path:line: message") on the first problem.
+
+    ``own``: our own addresses, which no queue may name (unchecked when None)."""
     try:
         content = read_file(path)
         located = load_bytes(content, str(path))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return _raise_first(*validate(located, content))
+    return _raise_first(*validate(located, content, own=own))
 
 
-def parse_rules(text: str, name: str = "rules.yaml") -> RuleSet:
+def parse_rules(text: str, name: str = "rules.yaml", *, own: OwnAddresses | None = None) -> RuleSet:
     try:
         located = load_located(text, name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return _raise_first(*validate(located, text.encode()))
+    return _raise_first(*validate(located, text.encode(), own=own))
 
 
 def _raise_first(rules: RuleSet | None, problems: list[Problem]) -> RuleSet:
@@ -196,8 +205,11 @@ def _raise_first(rules: RuleSet | None, problems: list[Problem]) -> RuleSet:
     return rules
 
 
-def validate(located: Located, content: bytes) -> tuple[RuleSet | None, list[Problem]]:
-    """The rule set, or None, and every problem of the file sorted by line."""
+def validate(
+    located: Located, content: bytes, *, own: OwnAddresses | None = None
+) -> tuple[RuleSet | None, list[Problem]]:
+    """The rule set, or None, and every problem of the file sorted by line; with ``own``,
+    a queue naming one of our own addresses is a problem too."""
     data = located.data
     if not isinstance(data, dict) or not data:
         what = "is empty" if data in ({}, None) else "must be a mapping"
@@ -211,6 +223,8 @@ def validate(located: Located, content: bytes) -> tuple[RuleSet | None, list[Pro
     except ValidationError as exc:
         problems += pydantic_problems(exc, located)
     problems += shadow_problems(_valid_rules(spec, data, context), located)
+    if spec is not None and own is not None:
+        problems += own_address_problems(spec.queues, located, own)
     problems.sort(key=lambda problem: problem.line)
     if problems or spec is None:
         return None, problems

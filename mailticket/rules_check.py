@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mailticket.errors import MailRejected
 from mailticket.mail import InboundMail, parse
-from mailticket.rules import Routing, RuleSet, validate
+from mailticket.rules import OwnAddresses, Routing, RuleSet, validate
 from mailticket.rules_schema import Expect, InlineMail, RuleTest
 from mailticket.yamlsource import Located, load_bytes, read_file
 
@@ -36,14 +36,21 @@ class CheckReport:
         return not self.problems
 
 
-def check_file(path: Path, template_exists: Callable[[str], bool] | None = None) -> CheckReport:
-    """Validate ``path``; when it is valid, check templates and run its inline tests."""
+def check_file(
+    path: Path,
+    template_exists: Callable[[str], bool] | None = None,
+    *,
+    own: OwnAddresses | None = None,
+) -> CheckReport:
+    """Validate ``path``; when it is valid, check templates and run its inline tests.
+
+    ``own``: the support and comment addresses, which no queue may name as a person."""
     try:
         content = read_file(path)
         located = load_bytes(content, str(path))
     except ValueError as exc:
         return CheckReport([str(exc)])
-    rules, problems = validate(located, content)
+    rules, problems = validate(located, content, own=own)
     report = CheckReport([p.text for p in problems], rules)
     if rules is None:
         return report

@@ -2,13 +2,14 @@
 
 Pydantic's errors are translated here (its locations become the file's lines, its
 wording becomes an admin's), and the one check that needs the whole rule list is made
-here too: a rule that can never run because an earlier ``stop`` rule always matches first.
+here too: a rule that can never run because an earlier ``stop`` rule always matches first,
+and, when the caller knows them, a queue whose people include one of our own addresses.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from mailticket import rules_schema
-from mailticket.rules_schema import Rule
+from mailticket.rules_schema import QueueSpec, Rule
 from mailticket.yamlsource import Located, Path_
 
 _PLAIN = {
@@ -159,3 +160,42 @@ def _shadowed(index: int, rule: Rule, at: int, blocker: Rule, located: Located) 
         f"has `stop: true` and {why}"
     )
     return Problem(line, f"{located.name}:{line}: {text}")
+
+
+@dataclass(frozen=True, slots=True)
+class OwnAddresses:
+    """The addresses mailticket itself sends from and reads (``tickets.support_address``,
+    ``tickets.comment_address``): mail to them comes back as our own and is dropped, so no
+    queue may name one as an agent or as its ``escalate_to``."""
+
+    support: str | None = None
+    comment: str | None = None
+
+    def role(self, address: str) -> str | None:
+        """Which of ours ``address`` is ("the support address"...), or None."""
+        wanted = address.strip().lower()
+        for role, own in (("support", self.support), ("comment", self.comment)):
+            if own and own.strip().lower() == wanted:
+                return f"the {role} address"
+        return None
+
+
+def own_address_problems(
+    queues: Mapping[str, QueueSpec], located: Located, own: OwnAddresses
+) -> list[Problem]:
+    """``queue general: agent support@example.com is the support address``."""
+    problems: list[Problem] = []
+    for name, queue in queues.items():
+        people: list[tuple[Path_, str, str]] = [
+            (("queues", name, "agents", index), "agent", agent)
+            for index, agent in enumerate(queue.agents)
+        ]
+        if queue.escalate_to:
+            people.append((("queues", name, "escalate_to"), "escalate_to", queue.escalate_to))
+        for path, what, address in people:
+            role = own.role(address)
+            if role is not None:
+                line = located.line(path)
+                text = f"queue {name}: {what} {address} is {role}"
+                problems.append(Problem(line, f"{located.name}:{line}: {text}"))
+    return problems

@@ -237,11 +237,11 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     relative to the working directory."""
     source = path if path is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     data = _read_toml(source) if source is not None else {}
-    _overlay_environment(data, environ or {})
+    variables = _overlay_environment(data, environ or {})
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc, source)) from None
+        raise ConfigError(_one_line(exc, source, variables)) from None
     if source is None:
         return settings
     return rooted(settings, Path(os.path.abspath(source)).parent)  # lexically: no symlinks
@@ -293,14 +293,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """MAILTICKET_SMTP_PORT=2526 sets [smtp] port; lists are comma-separated."""
+def _overlay_environment(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> dict[tuple[str, str], str]:
+    """MAILTICKET_SMTP_PORT=2526 sets [smtp] port; lists are comma-separated. Returns
+    the variable that set each (section, key), so an error names it."""
+    variables: dict[tuple[str, str], str] = {}
     for section_name, field in Settings.model_fields.items():
         section_model = field.annotation
         if not (isinstance(section_model, type) and issubclass(section_model, Section)):
             continue  # [[imap]] accounts are tables, configured in the file only
         for key, key_field in section_model.model_fields.items():
-            value = environ.get(f"{ENV_PREFIX}{section_name}_{key}".upper())
+            variable = f"{ENV_PREFIX}{section_name}_{key}".upper()
+            value = environ.get(variable)
             if value is None:
                 continue
             is_list = typing.get_origin(key_field.annotation) is tuple
@@ -311,12 +316,23 @@ def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> No
             if not isinstance(section, dict):
                 raise ConfigError(f"{section_name}: must be a table")
             section[key] = parsed
+            variables[section_name, key] = variable
+    return variables
 
 
-def _one_line(exc: ValidationError, source: Path | None) -> str:
+def _one_line(
+    exc: ValidationError, source: Path | None, variables: Mapping[tuple[str, str], str]
+) -> str:
+    """The first error, where its value came from (the environment variable, or the
+    file) and the key: ``MAILTICKET_SMTP_PORT (smtp.port): Input should be ...``. The
+    line does not add the value: it may be a password."""
     error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
+    loc = tuple(str(part) for part in error["loc"])
+    where = ".".join(loc)
     what = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-    origin = f"{source}: " if source else ""
+    variable = variables.get((loc[0], loc[1])) if len(loc) >= 2 else None
+    if variable is not None:
+        where = f"{variable} ({where})"
+    origin = f"{source}: " if source and variable is None else ""
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{origin}{where}: {what}{more}"

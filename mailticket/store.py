@@ -458,14 +458,51 @@ def undeliverable_until(
 
 
 def tickets(
-    session: Session, *, status: str | None = None, queue: str | None = None, limit: int = 500
+    session: Session,
+    *,
+    status: str | None = None,
+    queue: str | None = None,
+    offset: int = 0,
+    limit: int | None = 500,
 ) -> Sequence[Ticket]:
-    query = select(Ticket).order_by(col(Ticket.number).desc()).limit(limit)
-    if status:
-        query = query.where(Ticket.status == status)
-    if queue:
-        query = query.where(Ticket.queue == queue)
-    return session.exec(query).all()
+    """Tickets, newest first, from ``offset``; at most ``limit`` (None: all of them)."""
+    query = select(Ticket).where(*_ticket_filter(status, queue))
+    return session.exec(query.order_by(col(Ticket.number).desc()).offset(offset).limit(limit)).all()
+
+
+def ticket_count(session: Session, *, status: str | None = None, queue: str | None = None) -> int:
+    query = select(func.count()).select_from(Ticket).where(*_ticket_filter(status, queue))
+    return int(session.exec(query).one())
+
+
+def _ticket_filter(status: str | None, queue: str | None) -> list[Any]:
+    return [
+        *([Ticket.status == status] if status else []),
+        *([Ticket.queue == queue] if queue else []),
+    ]
+
+
+def drop_quarantined(
+    session: Session | Connection,
+    *,
+    inbound_id: int | None = None,
+    received_before: datetime | None = None,
+) -> list[tuple[int, str]]:
+    """Give up on quarantined mail (one row, or every one received before a moment):
+    its row stays, bytes and error included, in state ``dropped``, which ``status`` no
+    longer counts as a problem; a re-delivery of it is a duplicate. Returns the
+    (id, Message-ID) of each row dropped."""
+    where = [INBOUND.c.state == "quarantined"]
+    if inbound_id is not None:
+        where.append(INBOUND.c.id == inbound_id)
+    if received_before is not None:
+        where.append(INBOUND.c.received_at < received_before)
+    connection = connection_of(session)
+    found = connection.execute(
+        core_select(INBOUND.c.id, INBOUND.c.message_id).where(*where).order_by(INBOUND.c.id)
+    ).all()
+    connection.execute(update(INBOUND).where(*where).values(state="dropped"))
+    return [(row.id, row.message_id) for row in found]
 
 
 def auto_replies_total_since(session: Session | Connection, since: datetime) -> int:

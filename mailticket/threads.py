@@ -95,11 +95,16 @@ class MessageIdSigner:
         return f"<{self.prefix}-{number}.{signed}@{self.host}>"
 
     def verify(self, message_id: str) -> int | None:
-        """The ticket number of one of our Message-IDs, or None when it is not ours."""
+        """The ticket number of one of our Message-IDs, or None when it is not ours.
+
+        Ticket 0 signs mail on no ticket (the ``status`` list): a reply to it names no
+        ticket, so it is None too and the reply is threaded like any new mail."""
         match = _signed_pattern(self.prefix).match(message_id.strip())
         if not match:
             return None
         number, token = int(match[1]), match[2]
+        if number == 0:
+            return None
         nonce, signature = token[:_NONCE_HEX], token[_NONCE_HEX:]
         expected = self._sign(number, nonce)
         return number if hmac.compare_digest(signature, expected) else None

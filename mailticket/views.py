@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
+from mailticket import store
 from mailticket.models import Event, Inbound, Message, Outbox, Ticket
 from mailticket.secret_scan import mask_secrets
 
@@ -93,39 +96,98 @@ def _event(event: Event) -> dict[str, Any]:
     }
 
 
-def outbox_rows(session: Session, limit: int = 200) -> list[dict[str, Any]]:
-    rows = session.exec(select(Outbox).order_by(col(Outbox.id).desc()).limit(limit)).all()
-    return [
-        {
-            "id": row.id,
-            "ticket": row.ticket_number,
-            "template": row.template,
-            "to": row.recipient,
-            "message_id": row.message_id,
-            "state": row.state,
-            "attempts": row.attempts,
-            "next_attempt_at": iso(row.next_attempt_at),
-            "last_error": row.last_error,
-        }
-        for row in rows
-    ]
+Row = TypeVar("Row")
 
 
-def quarantined(session: Session, limit: int = 500) -> list[dict[str, Any]]:
-    query = (
-        select(Inbound).where(Inbound.state == "quarantined").order_by(col(Inbound.id)).limit(limit)
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which rows of a list: from ``offset``, at most ``limit`` (None: every row)."""
+
+    offset: int = 0
+    limit: int | None = 500
+
+    def of(self, query: SelectOfScalar[Row]) -> SelectOfScalar[Row]:
+        return query.offset(self.offset).limit(self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The rows a list shows, and how many there are in all."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    offset: int = 0
+
+    def cut(self) -> str | None:
+        """What the list leaves out, and how to see it; None when it shows every row.
+
+        ``showing 500 of 1234: --all or --offset 500 for more``"""
+        end = self.offset + len(self.rows)
+        if self.offset == 0 and end >= self.total:
+            return None
+        shown = f"{self.offset + 1}-{end}" if self.offset and self.rows else str(len(self.rows))
+        more = f"--all or --offset {end} for more" if end < self.total else "--all for every row"
+        return f"showing {shown} of {self.total}: {more}"
+
+
+def ticket_page(
+    session: Session, prefix: str, window: Window, *, status: str | None, queue: str | None
+) -> Page:
+    """Tickets, newest first."""
+    found = store.tickets(
+        session, status=status, queue=queue, offset=window.offset, limit=window.limit
     )
-    return [
-        {
-            "id": row.id,
-            "message_id": row.message_id,
-            "source": row.source,
-            "received_at": iso(row.received_at),
-            "error": row.error,
-            "bytes": len(row.raw),
-        }
-        for row in session.exec(query).all()
-    ]
+    return Page(
+        [ticket_summary(t, prefix) for t in found],
+        store.ticket_count(session, status=status, queue=queue),
+        window.offset,
+    )
+
+
+def outbox_page(session: Session, window: Window) -> Page:
+    """Outgoing mail, newest first."""
+    rows = session.exec(window.of(select(Outbox).order_by(col(Outbox.id).desc()))).all()
+    return Page([_outbox_row(row) for row in rows], _count(session, Outbox), window.offset)
+
+
+def _outbox_row(row: Outbox) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ticket": row.ticket_number,
+        "template": row.template,
+        "to": row.recipient,
+        "message_id": row.message_id,
+        "state": row.state,
+        "attempts": row.attempts,
+        "next_attempt_at": iso(row.next_attempt_at),
+        "last_error": row.last_error,
+    }
+
+
+def quarantine_page(session: Session, window: Window) -> Page:
+    """Quarantined mail, oldest first (dropped mail is no longer listed)."""
+    waiting = Inbound.state == "quarantined"
+    query = select(Inbound).where(waiting).order_by(col(Inbound.id))
+    return Page(
+        [_quarantined_row(row) for row in session.exec(window.of(query)).all()],
+        _count(session, Inbound, waiting),
+        window.offset,
+    )
+
+
+def _quarantined_row(row: Inbound) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "message_id": row.message_id,
+        "source": row.source,
+        "received_at": iso(row.received_at),
+        "error": row.error,
+        "bytes": len(row.raw),
+    }
+
+
+def _count(session: Session, model: Any, *where: Any) -> int:
+    return int(session.exec(select(func.count()).select_from(model).where(*where)).one())
 
 
 def counts(session: Session, column: Any, model: Any) -> dict[str, int]:

@@ -176,8 +176,8 @@ def test_quarantine_list_and_replay(configured: Path) -> None:
     rows = json.loads(run(configured, "quarantine", "list", "--json").stdout)
     assert len(rows) == 1 and rows[0]["error"].startswith("unparseable")
     replay = run(configured, "quarantine", "replay", str(rows[0]["id"]))
-    assert replay.returncode == 0
-    assert b"quarantined" in replay.stdout  # still unparseable: it stays quarantined
+    assert replay.returncode == 1  # still unparseable: it stays quarantined
+    assert b"quarantined" in replay.stdout
     assert len(json.loads(run(configured, "quarantine", "list", "--json").stdout)) == 1
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from mailticket.mail import InboundMail, parse
 from mailticket.rules import Routing, RuleSet, parse_rules
-from tests.conftest import build_mail
+from tests.conftest import ROOT, build_mail
 
 HEAD = """\
 version: 1
@@ -61,6 +61,27 @@ CONDITIONS = [
     ("{subject: {contains: LOG IN}}", {}, True, "subject contains 'LOG IN'"),
     ("{subject: {contains: [password]}}", {}, False, None),
     ("{subject: {contains: 被盗}}", {"subject": "账户被盗了"}, True, "subject contains '被盗'"),
+    # one script written, both found (Big5 and Hong Kong/Taiwan mail is traditional)
+    (
+        "{subject: {contains: 账号被锁}}",
+        {"subject": "我的帳號被鎖了"},
+        True,
+        "subject contains '账号被锁' as '帳號被鎖'",
+    ),
+    (
+        "{subject: {contains: 帳號被鎖}}",
+        {"subject": "我的账号被锁了"},
+        True,
+        "subject contains '帳號被鎖' as '账号被锁'",
+    ),
+    (
+        "{subject: {contains: 账号被锁}}",
+        {"subject": "账號被锁"},
+        True,
+        "subject contains '账号被锁' as '账號被锁'",
+    ),
+    ("{subject: {contains: 账号被锁}}", {"subject": "账号没锁"}, False, None),
+    ("{subject: {equals: 账号被锁}}", {"subject": "帳號被鎖"}, True, "subject equals '账号被锁'"),
     ("{body: {contains: morning}}", {}, True, "body contains 'morning'"),
     ("{text: {contains: morning}}", {}, True, "body contains 'morning'"),
     ("{text: {contains: cannot}}", {}, True, "subject contains 'cannot'"),
@@ -308,3 +329,18 @@ def test_first_due_counts_business_hours_of_the_calendar() -> None:
     assert due is not None
     assert due.at == datetime(2026, 10, 6, 2, 40, tzinfo=UTC)  # Tue 10:40 in Shanghai
     assert "holiday" in due.derivation
+
+
+def test_a_big5_mail_in_traditional_characters_routes_like_simplified() -> None:
+    """The shipped rules list simplified words; a Big5 mail writes 帳號被鎖 for 账号被锁."""
+    message = EmailMessage()
+    message["From"] = "chen@mail.example.tw"
+    message["To"] = "support@example.org"
+    message["Subject"] = "帳號被鎖"
+    message.set_content("我的帳號被鎖了，無法登入，請幫忙。\n", charset="big5")
+    parsed = parse(message.as_bytes(policy=SMTP))
+    assert "帳號被鎖" in parsed.text
+    shipped = parse_rules((ROOT / "rules.yaml").read_text(encoding="utf-8"))
+    routing = shipped.route(parsed)
+    assert (routing.queue, routing.priority) == ("accounts", "high")
+    assert "locked" in routing.tags

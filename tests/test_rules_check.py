@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from mailticket.core import RulesHolder
+from mailticket.errors import ConfigError
 from mailticket.mail import parse
+from mailticket.rules import OwnAddresses
 from mailticket.rules_check import build_test_mail, check_file
 from tests.conftest import ROOT, build_mail, make_settings
 from tests.conftest import RULES as GOOD_RULES
@@ -143,9 +146,54 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert problem.startswith(f"{tmp_path / 'missing.yaml'}:1: cannot read: ")
 
 
+# -- our own addresses are nobody's: check, start, reload -----------------------------------
+
+OWN = OwnAddresses("support@example.com", "support-notes@example.com")
+
+
+@pytest.mark.parametrize(
+    ("queues", "problem"),
+    [
+        (
+            "  general: {agents: [agent@example.com, Support@Example.com]}\n",
+            "3: queue general: agent support@example.com is the support address",
+        ),
+        (
+            "  general:\n    agents: [agent@example.com]\n"
+            "    escalate_to: support-notes@example.com\n",
+            "5: queue general: escalate_to support-notes@example.com is the comment address",
+        ),
+    ],
+)
+def test_a_queue_naming_our_own_address_is_refused(
+    tmp_path: Path, queues: str, problem: str
+) -> None:
+    """Notices to our own address come back as our own mail and are dropped: nobody hears."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"version: 1\nqueues:\n{queues}", encoding="utf-8")
+    assert check_file(path).problems == []  # the owner's addresses unknown: not checked
+    assert check_file(path, own=OWN).problems == [f"{path}:{problem}"]
+    with pytest.raises(ConfigError, match=problem):
+        RulesHolder(path, own=OWN)  # at start
+
+
+def test_a_reload_naming_our_own_address_keeps_the_last_good_rules(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD_RULES.replace("second@", "third@"), encoding="utf-8")
+    holder = RulesHolder(path, own=OwnAddresses("second@example.com"))
+    version = holder.current.version
+    path.write_text(GOOD_RULES, encoding="utf-8")
+    assert not holder.reload()
+    assert holder.current.version == version
+
+
 def test_the_shipped_rules_pass_their_own_tests() -> None:
     templates = ROOT / "templates"
-    report = check_file(ROOT / "rules.yaml", lambda name: (templates / f"{name}.txt.j2").is_file())
+    report = check_file(
+        ROOT / "rules.yaml",
+        lambda name: (templates / f"{name}.txt.j2").is_file(),
+        own=OwnAddresses("support@example.com", "support-notes@example.com"),  # README, example
+    )
     assert report.problems == []
     assert report.rules is not None
     spec = report.rules.spec

@@ -45,7 +45,16 @@ def test_file_and_environment(tmp_path: Path) -> None:
     [
         ("[smtp]\nprot = 1\n", {}, "smtp.prot: unknown key"),
         ("[smtpp]\n", {}, "smtpp: unknown key"),
-        ("", {"MAILTICKET_SMTP_PORT": "abc"}, "smtp.port: Input should be a valid integer"),
+        (
+            "",
+            {"MAILTICKET_SMTP_PORT": "abc"},
+            "MAILTICKET_SMTP_PORT (smtp.port): Input should be a valid integer",
+        ),
+        (
+            "[smtp]\nport = 25\n",
+            {"MAILTICKET_AGENTS_TRUSTED_RELAYS": "10.0.0.0/8, 10.0.0.300"},
+            "MAILTICKET_AGENTS_TRUSTED_RELAYS (agents.trusted_relays.1): Value error, not an IP",
+        ),
         (
             '[tickets]\nreopen_window = "soon"\n',
             {},
@@ -182,3 +191,12 @@ def test_the_working_directorys_own_file_roots_paths_there(
 )
 def test_a_relative_sqlite_file_in_the_url_is_rooted(url: str, rooted: str) -> None:
     assert rooted_url(url, Path("/srv/site")) == rooted
+
+
+def test_a_value_from_the_environment_names_its_variable_not_the_file(tmp_path: Path) -> None:
+    """The file is fine; the admin has to look at the service's environment."""
+    path = tmp_path / "mailticket.toml"
+    path.write_text("[smtp]\nport = 25\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"MAILTICKET_SMTP_PORT": "abc"})
+    assert str(caught.value).startswith("MAILTICKET_SMTP_PORT (smtp.port): Input should be")

@@ -3,6 +3,7 @@ variables: the subject line, a key phrase, no variable left undefined (StrictUnd
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -278,3 +279,58 @@ def test_reply_text_cuts_a_notification_at_its_line_of_dashes(
     assert dashes and quoted.strip() in (NEW_TEXT, SampleMessage().text)
     reply = new_text(f"Done, thanks.\n\n{rendered.text}")
     assert reply == f"Done, thanks.\n\n{intro.strip()}"
+
+
+CC = ["carol@example.org"]
+
+
+def variant(name: str, flags: tuple[bool, ...]) -> dict[str, Any]:
+    """One of the contexts a template meets: every optional paragraph on or off."""
+    due, secret, fields, cc, other = flags
+    ticket = SampleTicket(
+        due_at=SampleTicket().due_at if due else None,
+        fields={"tx_hash": "0x" + "ab" * 32, "app_version": "3.2.1"} if fields else {},
+        status="closed" if other else "pending",
+    )
+    extra: dict[str, Any] = {
+        **EXTRA.get(name, {}),
+        "secret_warning": secret,
+        "proposed_cc": CC if cc else [],
+    }
+    if other:
+        extra |= {"tickets": [], "reason": ""} if name in ("status", "escalation") else {}
+    settings = SampleSettings(comment_address="notes@example.com" if other else None)
+    return {**context(**extra), "ticket": ticket, "settings": settings}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_no_blank_line_after_the_subject_nor_two_in_a_row(
+    renderer: Renderer, name: str, language: str
+) -> None:
+    """Optional paragraphs (due time, secret warning, fields, Cc...) on or off, the mail
+    reads as written: one blank line between paragraphs, none before the first."""
+    for flags in itertools.product([False, True], repeat=5):
+        text = renderer.render(name, language, variant(name, flags)).text
+        lines = [line.rstrip() for line in text.split("\n")]
+        assert lines[0], f"{flags}: blank line after the subject:\n{text}"
+        doubled = [i + 1 for i in range(len(lines) - 1) if lines[i] == lines[i + 1] == ""]
+        assert doubled == [], f"{flags}: two blank lines in a row at line {doubled}:\n{text}"
+
+
+@pytest.mark.parametrize(
+    ("language", "closed"), [("en", "closed [MT-7]"), ("zh", "关闭了工单 [MT-7]")]
+)
+@pytest.mark.parametrize("status", ["resolved", "closed"])
+def test_agent_update_on_a_closed_ticket_has_no_due_time(
+    renderer: Renderer, language: str, closed: str, status: str
+) -> None:
+    """A requester's ``#close``: the agents read that it is closed, with no ``Respond by``
+    and, when the requester wrote nothing else, no empty relayed text."""
+    ticket = SampleTicket(status=status)
+    rendered = renderer.render("agent_update", language, {**context(text=""), "ticket": ticket})
+    assert "Respond by" not in rendered.text and "回复截止" not in rendered.text
+    assert "-" * 72 not in rendered.text
+    assert (closed in rendered.text) == (status == "closed")
+    pending = renderer.render("agent_update", language, context(text=NEW_TEXT)).text
+    assert "2026-01-05 10:00 UTC" in pending and pending.endswith(NEW_TEXT + "\n")

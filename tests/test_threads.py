@@ -88,6 +88,20 @@ def test_another_secret_does_not_verify() -> None:
     assert other.verify(SIGNER.new(5)) is None
 
 
+def test_the_status_list_id_names_no_ticket() -> None:
+    """The ``status`` answer is signed for ticket 0: a reply to it is a new mail, never
+    "ticket 0" (which does not exist: the requester would be told so)."""
+    status_list = SIGNER.new(0, "bob@example.org")
+    assert status_list.startswith("<MT-0.")
+    assert SIGNER.verify(status_list) is None
+    assert SIGNER.sent_to(status_list, "bob@example.org") is None
+    reply = find_thread(
+        "Re: Your tickets", [status_list], prefix="MT", signer=SIGNER, lookup=lambda ids: None
+    )
+    assert reply.ticket is None
+    assert "signed" not in reply.evidence
+
+
 def _lookup(table: dict[str, int]) -> object:
     def lookup(ids: Sequence[str]) -> int | None:
         return next((table[i] for i in ids if i in table), None)

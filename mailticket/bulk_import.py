@@ -10,6 +10,7 @@ from __future__ import annotations
 import mailbox
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailticket.intake import Intake
@@ -28,9 +29,25 @@ def open_mailbox(path: Path) -> mailbox.Mailbox:
     raise ValueError(f"{path}: no such file or directory")
 
 
-def raw_mails(box: mailbox.Mailbox) -> Iterator[bytes]:
+def dated_mails(box: mailbox.Mailbox) -> Iterator[tuple[bytes, datetime | None]]:
+    """Each mail with the time its mailbox says it was delivered: the date of an mbox
+    ``From `` line, a maildir file's delivery time (for a mail without a Date header)."""
     for key in box.iterkeys():
-        yield box.get_bytes(key)
+        yield box.get_bytes(key), _delivered(box, key)
+
+
+def _delivered(box: mailbox.Mailbox, key: str) -> datetime | None:
+    try:
+        if isinstance(box, mailbox.Maildir):
+            return datetime.fromtimestamp(box.get_message(key).get_date(), UTC)
+        if isinstance(box, mailbox.mbox):
+            line = box.get_message(key).get_from()  # "sender Fri Jul  8 12:08:34 2011"
+            return datetime.strptime(" ".join(line.split()[-5:]), "%a %b %d %H:%M:%S %Y").replace(
+                tzinfo=UTC
+            )
+    except (ValueError, OSError, OverflowError):
+        return None
+    return None
 
 
 def import_mailbox(
@@ -39,7 +56,7 @@ def import_mailbox(
     """Submit every mail; returns how many were stored, duplicate, quarantined, ignored."""
     box = open_mailbox(path)
     outcomes: Counter[str] = Counter()
-    for results in intake.submit_stream(raw_mails(box), "import", notify=notify, batch=BATCH):
+    for results in intake.submit_stream(dated_mails(box), "import", notify=notify, batch=BATCH):
         outcomes.update(result.outcome for result in results)
         if progress is not None:
             progress(outcomes.total())

@@ -62,7 +62,14 @@ async def serve(
         store, units = await _start_store(stack, core, writer)
         if core.parser is not None:  # the first mails must not wait for the workers to start
             await asyncio.to_thread(core.parser.start)
-        worker = OutboxWorker(core.engine, transport, settings.outbound, core.clock, units)
+        worker = OutboxWorker(
+            core.engine,
+            transport,
+            settings.outbound,
+            core.clock,
+            units,
+            on_outcome=metrics.observe_delivery,
+        )
         core.on_commit.append(lambda: _threadsafe_wake(worker))
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
         stack.push_async_callback(_finish, worker_task)

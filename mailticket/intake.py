@@ -76,6 +76,7 @@ class Arrival:
     replacing: int | None = None  # the quarantined row a replay replaces
     agent_auth: agent_auth.Verdict | None = None  # the From domain's proof, when needed
     trusted: bool = False  # from agents.trusted_relays or a trusted IMAP account
+    written_at: datetime | None = None  # an imported mail's mbox/maildir time (no Date)
 
 
 class Intake:
@@ -117,17 +118,24 @@ class Intake:
         self, raws: Sequence[bytes], source: str, *, notify: bool = True, trusted: bool = False
     ) -> list[Result]:
         """Parse the mails side by side, store them in one transaction (one commit)."""
-        parsed = [(raw, self._parser(raw)) for raw in raws]
+        parsed = [(raw, self._parser(raw), None) for raw in raws]
         return self._store_parsed(parsed, source, notify, trusted)
 
     def submit_stream(
-        self, raws: Iterable[bytes], source: str, *, notify: bool = True, batch: int = 50
+        self,
+        raws: Iterable[bytes | tuple[bytes, datetime | None]],
+        source: str,
+        *,
+        notify: bool = True,
+        batch: int = 50,
     ) -> Iterator[list[Result]]:
         """``submit_many`` over a long stream, a batch at a time; the parser pool works
-        on the next batch while this one is stored."""
-        waiting: deque[tuple[bytes, Future[InboundMail]]] = deque()
-        for raw in raws:
-            waiting.append((raw, self._parser(raw)))
+        on the next batch while this one is stored. An item may come with the time its
+        mailbox says it was delivered (for a mail without a Date header)."""
+        waiting: deque[tuple[bytes, Future[InboundMail], datetime | None]] = deque()
+        for item in raws:
+            raw, written = item if isinstance(item, tuple) else (item, None)
+            waiting.append((raw, self._parser(raw), written))
             if len(waiting) >= 2 * batch:
                 yield self._store_parsed([waiting.popleft() for _ in range(batch)], source, notify)
         while waiting:
@@ -136,14 +144,17 @@ class Intake:
 
     def _store_parsed(
         self,
-        parsed: list[tuple[bytes, Future[InboundMail]]],
+        parsed: Sequence[tuple[bytes, Future[InboundMail], datetime | None]],
         source: str,
         notify: bool,
         trusted: bool = False,
     ) -> list[Result]:
         now = self._clock()
         return self.store(
-            [self.arrival(raw, source, notify, p, now, trusted=trusted) for raw, p in parsed]
+            [
+                replace(self.arrival(raw, source, notify, p, now, trusted=trusted), written_at=at)
+                for raw, p, at in parsed
+            ]
         )
 
     async def accept(
@@ -393,7 +404,7 @@ class Intake:
         now, source = ctx.now, arrival.source
         if decision.action in ("ignore", "status"):
             return self._without_ticket(connection, arrival, mail, decision, found)
-        ticket = self._target_ticket(connection, mail, decision, ctx, arrival.source)
+        ticket = self._target_ticket(connection, mail, decision, ctx, arrival)
         inbound_id = tickets.store_inbound(
             connection,
             tickets.identity(mail, found.dedupe_key),
@@ -535,13 +546,13 @@ class Intake:
 
     def _target_ticket(
         self, connection: Connection, mail: InboundMail, decision: Decision, ctx: Context,
-        source: str,
+        arrival: Arrival,
     ) -> TicketState:  # fmt: skip
         if decision.action == "new":
             assert decision.routing is not None
             return tickets.open_ticket(
                 connection, mail, decision, ctx.settings.prefix, ctx.now, ctx.rules,
-                created_at=_created_at(mail, ctx, source), clock_runs=ctx.notify,
+                created_at=_created_at(mail, ctx, arrival), clock_runs=ctx.notify,
             )  # fmt: skip
         assert decision.ticket is not None
         return tickets.locked_ticket(connection, decision.ticket)
@@ -577,12 +588,14 @@ def _parse_here(raw: bytes, *, max_attachment_size: int) -> Future[InboundMail]:
     return parsed
 
 
-def _created_at(mail: InboundMail, ctx: Context, source: str) -> datetime:
+def _created_at(mail: InboundMail, ctx: Context, arrival: Arrival) -> datetime:
     """When a ticket opened: now, or for old mail brought in (``import``, an IMAP
-    mailbox's mail before ``since``) the date it was written, so that reports count the
-    backlog by its own dates. A date in the future is a wrong clock: now."""
-    if (source == "import" or not ctx.notify) and mail.date is not None:
-        return min(mail.date, ctx.now)
+    mailbox's mail before ``since``) the date it was written (its Date header, else the
+    time its mailbox says it was delivered), so that reports count the backlog by its own
+    dates. A date in the future is a wrong clock: now."""
+    written = mail.date or arrival.written_at
+    if (arrival.source == "import" or not ctx.notify) and written is not None:
+        return min(written, ctx.now)
     return ctx.now
 
 

@@ -218,8 +218,11 @@ class OutboxWorker:
         settings: OutboundSettings,
         clock: Callable[[], datetime],
         units: UnitStore | None = None,
+        *,
+        on_outcome: Callable[[str, str], None] = lambda state, outcome: None,
     ) -> None:
         self._engine = engine
+        self._on_outcome = on_outcome  # (the row's new state, the transport's outcome)
         self._transport = transport
         self._settings = settings
         self._clock = clock
@@ -281,6 +284,7 @@ class OutboxWorker:
                 self._unrecorded.append((row, delivery))
                 failure = failure or exc
                 continue
+            self._on_outcome(outcome, delivery.outcome.value)
             log.info(
                 "outbox %s %s -> %s: %s", row.message_id, row.recipients, outcome, delivery.detail
             )

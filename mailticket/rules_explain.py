@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from mailticket import agent_auth, store, tickets
 from mailticket.decision import (
@@ -31,7 +31,7 @@ from mailticket.decision import (
 from mailticket.decision_parts import GuardHistory, GuardWindows
 from mailticket.errors import MailRejected, TemporaryFailure
 from mailticket.mail import InboundMail, parse
-from mailticket.models import Setting
+from mailticket.models import Event, Setting
 from mailticket.rules import RuleSet
 from mailticket.secret_scan import masked_mail
 from mailticket.settings import Settings
@@ -96,6 +96,10 @@ def explain(
 
 
 def _decide(settings: Settings, rules: RuleSet, mail: InboundMail, now: datetime) -> Explained:
+    missing = store.database_missing(settings.database.url)
+    if missing is not None:  # explain writes nothing: no database file is created
+        note = "the database is empty: explained as an empty store"
+        return _explained(settings, rules, mail, now, EmptyView(), None, [note])
     engine = store.make_engine(
         settings.database.url, busy_timeout=settings.database.busy_timeout.total_seconds()
     )
@@ -126,7 +130,7 @@ def _in_session(
     if schema == store.SCHEMA_HEAD:
         view = tickets.SessionView(session)
         if store.inbound_exists(session, mail.dedupe_key):
-            return Explained(mail, None, rules, now, ("seen before: intake would store nothing",))
+            return Explained(mail, None, rules, now, _decided_then(session, mail.message_id))
         row = session.get(Setting, "tickets.secret")
         secret = secret or (row.value.encode() if row else None)
     elif schema is None:
@@ -136,6 +140,19 @@ def _in_session(
             f"the database schema is {schema}, not {store.SCHEMA_HEAD} (mailticket db upgrade): "
             "explained as an empty store"
         )
+    return _explained(settings, rules, mail, now, view, secret, notes)
+
+
+def _explained(
+    settings: Settings,
+    rules: RuleSet,
+    mail: InboundMail,
+    now: datetime,
+    view: StoreView,
+    secret: bytes | None,
+    notes: list[str],
+) -> Explained:
+    secret = secret or (settings.tickets.secret.encode() if settings.tickets.secret else None)
     if secret is None:
         notes.append("no tickets.secret yet: no Message-ID can be verified as ours")
     signer = MessageIdSigner(secret or NO_SECRET, settings.tickets.prefix, "explain.invalid")
@@ -148,6 +165,13 @@ def _in_session(
         agent_auth=_agent_auth(settings, rules, mail),
     )
     return Explained(mail, decide(mail, view, ctx), rules, now, tuple(notes))
+
+
+def _decided_then(session: Session, message_id: str) -> tuple[str, ...]:
+    """For a mail stored before: what intake decided then, from the tickets' event logs."""
+    query = select(Event).where(Event.message_id == message_id).order_by(col(Event.id))
+    then = [f"then: {e.kind} on {e.ticket_number}: {e.detail}" for e in session.exec(query)]
+    return ("seen before: intake would store nothing", *then)
 
 
 def _agent_auth(settings: Settings, rules: RuleSet, mail: InboundMail) -> agent_auth.Verdict | None:

@@ -170,10 +170,11 @@ def test_explain_json_follows_the_thread_and_shows_fields(tmp_path: Path, db_url
     assert _counts(db_url) == before and before["ticket"] == 1  # nothing written
 
     duplicate = json.loads(run(shipped, "explain", "--json", "-", stdin=first).stdout)
-    assert (duplicate["outcome"], duplicate["notes"]) == (
-        "duplicate",
-        ["seen before: intake would store nothing"],
-    )
+    assert duplicate["outcome"] == "duplicate"
+    assert duplicate["notes"][0] == "seen before: intake would store nothing"
+    then = duplicate["notes"][1:]  # the decision it got then, from the event log
+    assert "then: received on 1: request from alice@customer.example via pipe" in then
+    assert any(n.startswith("then: routed on 1: queue payments, priority high") for n in then)
 
     new = run(shipped, "explain", "--json", "-", stdin=first.replace(b"<first@", b"<again@"))
     routing = json.loads(new.stdout)["routing"]
@@ -245,3 +246,14 @@ def test_explain_masks_secrets_as_tickets_show_does(shipped: Path) -> None:
     same = ("queue", "priority", "tags", "rules", "matched", "fields")
     # rules see the masked mail either way
     assert [clear["routing"][k] for k in same] == [report["routing"][k] for k in same]
+
+
+def test_explain_in_a_folder_without_a_database_writes_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "mailticket.db"
+    make_settings(tmp_path, f"sqlite:///{database}")
+    mail = tmp_path / "question.eml"
+    mail.write_bytes(build_mail(subject="help"))
+    done = run(tmp_path, "explain", str(mail))
+    assert done.returncode == 0, done.stderr
+    assert b"the database is empty: explained as an empty store" in done.stdout
+    assert not database.exists()

@@ -410,5 +410,6 @@ def test_selector_and_domain_must_be_dns_names(tmp_path: Path, field: str, value
         f"MAILTICKET_OUTBOUND_{field.upper()}": value,
     }
 
-    with pytest.raises(ConfigError, match=f"outbound.{field}: .*not a DNS name"):
+    variable = f"MAILTICKET_OUTBOUND_{field.upper()}"
+    with pytest.raises(ConfigError, match=rf"^{variable} \(outbound\.{field}\): .*not a DNS name"):
         load_settings(empty_config(tmp_path), environ=environ)

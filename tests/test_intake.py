@@ -401,3 +401,20 @@ def test_an_autoreply_from_someone_not_on_the_ticket_stays_on_it_quietly(core: C
     result = core.intake.submit(away, "smtp")
     assert (result.outcome, result.ticket) == ("stored", 1)
     assert len(_tickets(core)) == 1 and len(_outbox(core)) == before
+
+
+def test_an_imported_mail_without_date_takes_its_mailbox_time(core: Core, tmp_path: Path) -> None:
+    import mailbox
+    from datetime import UTC, datetime
+
+    from mailticket.bulk_import import import_mailbox
+
+    box = mailbox.mbox(tmp_path / "old.mbox")
+    message = mailbox.mboxMessage(build_mail(message_id="<undated@customer.example>"))
+    del message["Date"]
+    message.set_from("alice@customer.example", (2024, 5, 6, 7, 8, 9, 0, 127, 0))
+    box.add(message)
+    box.close()
+    assert import_mailbox(core.intake, tmp_path / "old.mbox", notify=False)["stored"] == 1
+    [ticket] = _tickets(core)
+    assert ticket.created_at == datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)

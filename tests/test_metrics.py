@@ -116,3 +116,28 @@ def test_two_exporters_in_one_process_and_close_frees_the_port(core: Core) -> No
     first.close()
     with pytest.raises(urllib.error.URLError):
         scrape(first.port)
+
+
+def test_a_running_daemon_counts_its_deliveries(tmp_path: object, db_url: str) -> None:
+    """The counters move from the daemon's own work, not only when called by hand: one
+    mail in by SMTP, its acknowledgement and notifications out through the outbox."""
+    import smtplib
+    import time
+    from pathlib import Path
+
+    from mailticket.core import build_core
+    from tests.conftest import make_settings
+    from tests.daemon_thread import DaemonThread
+
+    assert isinstance(tmp_path, Path)
+    settings = make_settings(tmp_path, db_url, metrics={"port": 0})
+    with build_core(settings, clock=Clock()) as core, DaemonThread(core) as daemon:
+        port = daemon.ports["metrics"]
+        key = ("mailticket_outbound_deliveries_total", (("result", "sent"),))
+        before = scrape(port).get(key, 0.0)
+        with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], timeout=10) as client:
+            client.sendmail("alice@customer.example", ["support@example.org"], build_mail())
+        deadline = time.monotonic() + 20
+        while scrape(port).get(key, 0.0) - before < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert scrape(port).get(key, 0.0) - before == 3  # ack, agent_new to two agents

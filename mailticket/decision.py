@@ -493,8 +493,7 @@ def _audience(facts: TicketFacts, view: StoreView, ctx: Context) -> Audience:
 
 def agent_addresses(rules: RuleSet) -> frozenset[str]:
     """Every address that is an agent somewhere: the queues' agents and escalate_to."""
-    leads = {q.escalate_to.lower() for q in rules.queues.values() if q.escalate_to}
-    return rules.all_agents() | leads
+    return rules.agent_addresses
 
 
 def _known(rules: RuleSet) -> Known:

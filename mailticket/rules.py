@@ -129,9 +129,14 @@ class RuleSet:
     version: str  # short hash of the file's bytes, recorded on routing events
     source: str
     compiled: tuple[CompiledRule, ...] = field(init=False, repr=False)
+    # every address that is an agent somewhere (queues' agents and escalate_to): intake
+    # asks for each mail, so it is worked out once per rules file
+    agent_addresses: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compiled", tuple(compile_rule(r) for r in self.spec.rules))
+        leads = {q.escalate_to.lower() for q in self.spec.queues.values() if q.escalate_to}
+        object.__setattr__(self, "agent_addresses", self.all_agents() | leads)
 
     @property
     def queues(self) -> dict[str, QueueSpec]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -129,7 +130,8 @@ def _in_session(
     schema = store.schema_version(engine)
     if schema == store.SCHEMA_HEAD:
         view = tickets.SessionView(session)
-        if store.inbound_exists(session, mail.dedupe_key):
+        reparse = partial(parse, max_attachment_size=settings.tickets.max_attachment_size)
+        if tickets.seen(session.connection(), mail, reparse).duplicate:  # as intake decides
             return Explained(mail, None, rules, now, _decided_then(session, mail.message_id))
         row = session.get(Setting, "tickets.secret")
         secret = secret or (row.value.encode() if row else None)

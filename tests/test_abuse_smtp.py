@@ -9,42 +9,27 @@ of the outbox: the requester and the agents read the maildir the daemon delivers
 from __future__ import annotations
 
 import smtplib
+import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import Session, col, select
 
 from mailticket.core import Core, build_core
-from mailticket.models import Event, Outbox, Participant, Ticket
+from mailticket.models import Event, Inbound, Outbox, Participant, Ticket
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
+from tests.test_agents import dkim_key
 from tests.test_agents_smtp import Sink
 
 REQUESTER = "alice@customer.example"
 AGENT = "agent@example.com"
 MALLORY = "mallory@evil.example"
+__all__ = ["dkim_key"]  # the fixture, used by name
 SIGNED = [b"from", b"to", b"cc", b"subject", b"message-id", b"date", b"in-reply-to", b"references"]
-
-
-@pytest.fixture(scope="module")
-def dkim_key() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    import base64
-
-    return private, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
 class Daemon:
@@ -117,13 +102,9 @@ def _signed(raw: bytes, domain: bytes, key: bytes) -> bytes:
 
 def _settled(running: Daemon, marker: bytes) -> None:
     """Wait until the mail carrying ``marker`` in its Message-ID is stored."""
-    import time
-
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with Session(running.core.engine) as session:
-            from mailticket.models import Inbound
-
             rows = session.exec(select(Inbound.message_id)).all()
         if any(marker.decode() in (row or "") for row in rows):
             return

@@ -10,8 +10,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from mailticket.agent_files import NO_FILES, AgentFiles, files_for_agents
 from mailticket.decision import Answer
 from mailticket.mail import InboundMail
 from mailticket.notices import Envelope, Renderer
@@ -20,6 +21,20 @@ from mailticket.secret_scan import NO_SECRETS, SecretReport, mask_secrets
 from mailticket.settings import TicketSettings
 from mailticket.threads import MessageIdSigner, with_tag
 from mailticket.tickets import TicketState
+
+# notifications that carry a requester's (or participant's) mail to an agent
+_CARRY_FILES: Final = frozenset({"agent_new", "agent_update"})
+# the mail agents get: in the agents' language (agents.language or the queue's), every other
+# in the requester's; agent_reply is an agent's words relayed to the requester
+AGENT_TEMPLATES: Final = frozenset({
+    "agent_new", "agent_update", "agent_note", "agent_error", "agent_confirm",
+    "agent_digest", "loop_suspected", "reminder_agent", "escalation",
+})  # fmt: skip
+
+
+def language_for(template: str, requester_language: str, agent_language: str) -> str:
+    """The language ``template`` is rendered in: its reader's."""
+    return agent_language if template in AGENT_TEMPLATES else requester_language
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +55,17 @@ class TicketView:
 
 class Answers:
     def __init__(
-        self, settings: TicketSettings, renderer: Renderer, signer: MessageIdSigner
+        self,
+        settings: TicketSettings,
+        renderer: Renderer,
+        signer: MessageIdSigner,
+        *,
+        files_budget: int = 10 * 1024 * 1024,
     ) -> None:
         self._settings = settings
         self._renderer = renderer
         self._signer = signer
+        self._files_budget = files_budget  # agents.max_attachment_bytes
 
     def outgoing(
         self,
@@ -55,6 +76,7 @@ class Answers:
         *,
         secret_warning: SecretReport = NO_SECRETS,
         thread: Sequence[str] = (),
+        agent_language: str = "en",
     ) -> Outgoing:
         """The mail ``answer`` asks for, on ``ticket``, in reply to ``mail`` (masked already).
 
@@ -64,8 +86,10 @@ class Answers:
         private key or recovery phrase: the acknowledgement tells them never to do that.
         """
         settings = self._settings
+        files = self._agent_files(mail, answer, secret_warning)
         context = {
             "ticket": ticket_view(ticket, settings.prefix),
+            "files": files.notes,
             "message": mail,
             "settings": settings,
             "secret_warning": secret_warning,
@@ -73,7 +97,8 @@ class Answers:
             "errors": answer.errors,
             "proposed_cc": answer.proposed_cc,
         }
-        rendered = self._renderer.render(answer.template, ticket.language, context)
+        language = language_for(answer.template, ticket.language, agent_language)
+        rendered = self._renderer.render(answer.template, language, context)
         subject = with_tag(rendered.subject, settings.prefix, ticket.number)
         in_reply_to, references = _threading(mail, answer.to, thread)
         envelope = Envelope(
@@ -87,9 +112,9 @@ class Answers:
             date=now,
             reply_to=self._reply_to(answer),
         )
-        files = _relayed_files(mail) if answer.relayed else ()
+        attached = _relayed_files(mail) if answer.relayed else files.attached
         return Outgoing(
-            ticket.number, answer.template, replace(rendered, subject=subject), envelope, files
+            ticket.number, answer.template, replace(rendered, subject=subject), envelope, attached
         )
 
     def status_reply(
@@ -115,6 +140,12 @@ class Answers:
             reply_to=settings.support_address,
         )
         return Outgoing(None, answer.template, rendered, envelope)
+
+    def _agent_files(self, mail: InboundMail, answer: Answer, secrets: SecretReport) -> AgentFiles:
+        """The requester's files for a notification that carries their mail to an agent."""
+        if answer.template not in _CARRY_FILES or not mail.attachments:
+            return NO_FILES
+        return files_for_agents(mail.attachments, self._files_budget, secrets=bool(secrets))
 
     def _reply_to(self, answer: Answer) -> str:
         """A reply to an internal note is a note too, when there is an address for notes."""

@@ -15,6 +15,7 @@ import click
 from sqlmodel import col, select
 
 from mailticket import __version__, store, views
+from mailticket.agent_files import human_size, masked_copy
 from mailticket.bulk_import import import_mailbox, open_mailbox
 from mailticket.core import Core, build_core
 from mailticket.envelope import stamp
@@ -358,6 +359,49 @@ def tickets_show(settings: Settings, number: str, as_json: bool, raw: bool) -> N
     _print_ticket(detail)
 
 
+@tickets.command(name="attachment")
+@click.argument("number")
+@click.argument("attachment_id", metavar="ID", type=int)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to FILE (default: standard output).",
+)
+@click.option("--raw", is_flag=True, help="Write private keys and recovery phrases in clear.")
+@click.pass_obj
+def tickets_attachment(
+    settings: Settings, number: str, attachment_id: int, output: str | None, raw: bool
+) -> None:
+    """Write out a file of a ticket's mail (IDs: tickets show). Secrets in it are masked,
+    as agents get it, unless --raw."""
+    wanted = _parse_number(number, settings.tickets.prefix)
+    with _core(settings) as core, store.transaction(core.engine) as session:
+        found = views.attachment(session, wanted, attachment_id)
+        if found is None:
+            _fail(
+                f"no file {attachment_id} on ticket {number} (see: mailticket tickets show {number})",
+                1,
+            )
+        filename, content = found.filename, found.content
+    if content is None:
+        _fail(
+            f"{filename!r} was not kept: over tickets.max_attachment_size (the raw mail has it)", 1
+        )
+    if not raw:
+        masked, note = masked_copy(filename, content)
+        if masked is None:
+            _fail(f"{filename!r}: {note}; --raw writes it as received", 1)
+        content = masked
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+        return
+    Path(output).write_bytes(content)
+    click.echo(f"{output}: {human_size(len(content))}", err=True)
+
+
 def _parse_number(text: str, prefix: str) -> int:
     cleaned = text.strip().strip("[]").upper().removeprefix(prefix.upper() + "-")
     if not cleaned.isdigit():
@@ -381,6 +425,11 @@ def _print_ticket(detail: dict[str, Any]) -> None:
     _echo("Messages:")
     for m in detail["messages"]:
         _echo(f"  {m['date']} {m['direction']:<3} {m['kind']:<12} {m['from']} {m['subject']}")
+        for f in m["attachments"]:
+            kept = "" if f["kept"] else ", not kept (over tickets.max_attachment_size)"
+            _echo(
+                f"      file {f['id']}: {f['filename']} ({human_size(f['size'])}, {f['content_type']}{kept})"
+            )
     click.echo()
     _echo("Events:")
     for e in detail["events"]:

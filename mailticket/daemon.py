@@ -101,6 +101,7 @@ async def serve(
             core.signer,
             core.clock,
             on_action=metrics.observe_reminder,
+            agent_language=settings.agents.language,
         )
         sweeps = run_sweeps(sweep.run, settings.scheduler.sweep_interval, stop, writer)
         _background(stack, sweeps, "followup")

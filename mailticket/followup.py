@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailticket import sla, store, tickets
-from mailticket.answers import TicketView, ticket_view
+from mailticket.answers import TicketView, language_for, ticket_view
 from mailticket.models import Message, Ticket
 from mailticket.notices import Envelope, Renderer
 from mailticket.outbox import enqueue
@@ -44,6 +44,8 @@ class FollowupSweep:
         signer: MessageIdSigner,
         clock: Callable[[], datetime],
         on_action: Callable[[str], None] = lambda kind: None,
+        *,
+        agent_language: str = "en",
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -52,6 +54,7 @@ class FollowupSweep:
         self._signer = signer
         self._clock = clock
         self._on_action = on_action
+        self._agent_language = agent_language  # agents.language
 
     def run(self, limit: int = BATCH) -> int:
         """Sweep until nothing is due; returns the number of actions taken."""
@@ -140,7 +143,9 @@ class FollowupSweep:
             "settings": self._settings,
             "reason": reason,
         }
-        rendered = self._renderer.render(template, ticket.language, context)
+        agent_language = self._rules().agent_language(ticket.queue, self._agent_language)
+        language = language_for(template, ticket.language, agent_language)
+        rendered = self._renderer.render(template, language, context)
         thread = tickets.conversation(session.connection(), ticket.number, recipient)
         thread = thread or _thread(session, ticket.number)  # never wrote to them: the ticket's
         rendered = replace(rendered, subject=with_tag(rendered.subject, prefix, ticket.number))

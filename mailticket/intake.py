@@ -97,7 +97,9 @@ class Intake:
         self._settings = settings
         self._rules = rules
         self._signer = signer
-        self._answers = Answers(settings.tickets, renderer, signer)
+        self._answers = Answers(
+            settings.tickets, renderer, signer, files_budget=settings.agents.max_attachment_bytes
+        )
         self._clock = clock
         self._on_commit = on_commit
         cap = settings.tickets.max_attachment_size
@@ -458,6 +460,9 @@ class Intake:
                 now,
                 secret_warning=decision.secrets,
                 thread=tickets.conversation(connection, ticket.number, answer.to),
+                agent_language=ctx.rules.agent_language(
+                    ticket.queue, self._settings.agents.language
+                ),
             )
             for answer in decision.answers
         ]

@@ -146,6 +146,11 @@ class RuleSet:
         spec = self.spec.queues.get(queue)
         return tuple(a.lower() for a in spec.agents) if spec else ()
 
+    def agent_language(self, queue: str, default: str) -> str:
+        """The language of the mail the agents of ``queue`` get."""
+        spec = self.spec.queues.get(queue)
+        return spec.language if spec and spec.language else default
+
     def all_agents(self) -> frozenset[str]:
         return frozenset(a.lower() for q in self.spec.queues.values() for a in q.agents)
 

@@ -116,6 +116,14 @@ class _Strict(BaseModel):
 class QueueSpec(_Strict):
     agents: tuple[Address, ...] = ()
     escalate_to: Address | None = None
+    language: str | None = None  # of the mail its agents get (default: agents.language)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and not _LANGUAGE.match(value):
+            raise ValueError(f"not a language code: {value!r} (write e.g. zh or en)")
+        return value
 
 
 class DefaultsSpec(_Strict):

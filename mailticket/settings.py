@@ -182,6 +182,12 @@ class AgentSettings(Section):
     trusted_authserv_id: str | None = None
     # SMTP peers whose Authentication-Results and spam verdict headers are read
     trusted_relays: tuple[Network, ...] = ()
+    # the requester's files attached to agent_new / agent_update, all together up to this
+    # (the rest are listed by name and size); 0 lists them all, attaches none
+    max_attachment_bytes: Size = 10 * 1024 * 1024
+    # the language of the mail agents get (a queue's `language` in rules.yaml wins); the
+    # requester's mail follows the requester's language
+    language: str = "en"
 
 
 class SpamSettings(Section):

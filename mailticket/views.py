@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from mailticket import store
-from mailticket.models import Event, Inbound, Message, Outbox, Ticket
+from mailticket.models import Attachment, Event, Inbound, Message, Outbox, Ticket
 from mailticket.secret_scan import mask_secrets
 
 
@@ -50,11 +51,12 @@ def ticket_detail(
         select(Event).where(Event.ticket_number == ticket.number).order_by(col(Event.id))
     ).all()
     shown = _shown(raw)
+    files = _files([m.id for m in messages if m.id is not None], session)
     return {
         **ticket_summary(ticket, prefix, raw=raw),
         "due_derivation": ticket.due_derivation or None,
         "fields": _fields(ticket.fields),  # extracted from the masked mail: nothing to hide
-        "messages": [_message(m, shown) for m in messages],
+        "messages": [_message(m, shown, files.get(m.id or 0, [])) for m in messages],
         "events": [_event(e) for e in events],
     }
 
@@ -72,7 +74,41 @@ def _shown(raw: bool) -> Callable[[str], str]:
     return str if raw else mask_secrets
 
 
-def _message(message: Message, shown: Callable[[str], str]) -> dict[str, Any]:
+def _files(message_rows: Sequence[int], session: Session) -> dict[int, list[dict[str, Any]]]:
+    """The attachments of those messages, by message row; their content is not read."""
+    if not message_rows:
+        return {}
+    table = store.ATTACHMENT
+    query = (
+        sa.select(table.c.id, table.c.message_row, table.c.filename, table.c.content_type,
+                  table.c.size, table.c.content.is_not(None))
+        .where(table.c.message_row.in_(message_rows))
+        .order_by(table.c.id)
+    )  # fmt: skip
+    files: dict[int, list[dict[str, Any]]] = {}
+    for row_id, message_row, filename, content_type, size, is_kept in session.connection().execute(
+        query
+    ):
+        files.setdefault(message_row, []).append(
+            {"id": row_id, "filename": filename, "content_type": content_type,
+             "size": size, "kept": bool(is_kept)}
+        )  # fmt: skip
+    return files
+
+
+def attachment(session: Session, number: int, attachment_id: int) -> Attachment | None:
+    """Attachment ``attachment_id`` when it belongs to a message of ticket ``number``."""
+    query = (
+        select(Attachment)
+        .join(Message, col(Message.id) == col(Attachment.message_row))
+        .where(Attachment.id == attachment_id, Message.ticket_number == number)
+    )
+    return session.exec(query).first()
+
+
+def _message(
+    message: Message, shown: Callable[[str], str], files: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "direction": message.direction,
         "kind": message.kind,
@@ -83,6 +119,7 @@ def _message(message: Message, shown: Callable[[str], str]) -> dict[str, Any]:
         "date": iso(message.date),
         "text": shown(message.text),
         "lossy": message.lossy,
+        "attachments": files,
     }
 
 

@@ -324,6 +324,21 @@ def test_an_invalid_command_changes_nothing_and_answers_the_agent(
     assert any(e.startswith("note: commands refused") for e in _events(core))
 
 
+def test_an_agent_is_answered_in_the_agents_language_when_the_requester_writes_chinese(
+    core: Core,
+) -> None:
+    """agents.language (English by default), not the requester's: the ticket is Chinese."""
+    _open(core, subject="无法登录", body="你好，我从今天早上开始无法登录。\n")
+    seen = _last_outbox_id(core)
+    _agent_mail(core, "#frobnicate\n\nDone." + QUOTE)
+    [error] = _outbox(core, after=seen)
+    assert error.template == "agent_error"
+    assert "Commands not applied" in str(_parsed(error)["Subject"])
+    assert "line 1: #frobnicate" in _body(error)
+    [ack] = [row for row in _outbox(core) if row.template == "ack"]
+    assert "工单" in _body(ack)  # the requester's: Chinese
+
+
 # -- authentication -------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ RULES = """\
 version: 1
 queues:
   general: {agents: [agent@example.com]}
-  security: {agents: [oncall@example.com], escalate_to: lead@example.com}
+  security: {agents: [oncall@example.com], escalate_to: lead@example.com, language: zh}
 defaults: {queue: general, priority: normal}
 priorities:
   urgent: {first_response: 2h, remind_every: 30m}
@@ -151,13 +152,31 @@ def test_reminders_thread_under_the_conversation_and_carry_the_tag(
         row = session.exec(select(Outbox).where(Outbox.template == "reminder_agent")).one()
     mail = message_from_bytes(message_bytes(row), policy=policy.default)
     assert mail["Subject"].startswith("[MT-1] ")
-    assert "提醒" in mail["Subject"]  # the requester wrote Chinese: the Chinese template
+    assert "提醒" in mail["Subject"]  # the security queue's agents read Chinese (its language)
     with Session(core.engine) as session:
         notified = session.exec(select(Outbox).where(Outbox.template == "agent_new")).one()
     # under the notification the agent has (their client never saw the requester's mail)
     assert (mail["In-Reply-To"], mail["References"]) == (notified.message_id,) * 2
     assert mail["Auto-Submitted"] == "auto-generated"
     assert core.signer.verify(mail["Message-ID"]) == 1
+
+
+def test_an_agents_escalation_is_in_the_agents_language_not_the_requesters(
+    followup_core: Core, clock: Clock
+) -> None:
+    core = followup_core
+    core.intake.submit(build_mail(subject="无法登录", message_id="<zh2@c.example>"), "smtp")
+    clock.advance(hours=25)
+    sweeper(core).run()
+    with Session(core.engine) as session:
+        rows = {o.template: o for o in session.exec(select(Outbox))}
+    subjects = {
+        name: str(message_from_bytes(message_bytes(row), policy=policy.default)["Subject"])
+        for name, row in rows.items()
+    }
+    assert "Escalation" in subjects["escalation"]  # general: agents.language, English
+    assert "New ticket" in subjects["agent_new"]
+    assert "无法登录" in subjects["ack"] and "New" not in subjects["ack"]  # the requester's
 
 
 def test_a_resolved_ticket_closes_by_itself_without_mail(followup_core: Core, clock: Clock) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 import pytest
 
+from mailticket.agent_files import OVER_BUDGET, FileNote
 from mailticket.notices import Renderer
 from mailticket.reply_text import new_text
 
@@ -282,11 +283,15 @@ def test_reply_text_cuts_a_notification_at_its_line_of_dashes(
 
 
 CC = ["carol@example.org"]
+FILES = (
+    FileNote("屏幕截图.png", "image/png", 10_240, True),
+    FileNote("dump.bin", "application/octet-stream", 50_000_000, False, OVER_BUDGET),
+)
 
 
 def variant(name: str, flags: tuple[bool, ...]) -> dict[str, Any]:
     """One of the contexts a template meets: every optional paragraph on or off."""
-    due, secret, fields, cc, other = flags
+    due, secret, fields, cc, other, files = flags
     ticket = SampleTicket(
         due_at=SampleTicket().due_at if due else None,
         fields={"tx_hash": "0x" + "ab" * 32, "app_version": "3.2.1"} if fields else {},
@@ -296,6 +301,7 @@ def variant(name: str, flags: tuple[bool, ...]) -> dict[str, Any]:
         **EXTRA.get(name, {}),
         "secret_warning": secret,
         "proposed_cc": CC if cc else [],
+        "files": FILES if files else (),
     }
     if other:
         extra |= {"tickets": [], "reason": ""} if name in ("status", "escalation") else {}
@@ -310,7 +316,7 @@ def test_no_blank_line_after_the_subject_nor_two_in_a_row(
 ) -> None:
     """Optional paragraphs (due time, secret warning, fields, Cc...) on or off, the mail
     reads as written: one blank line between paragraphs, none before the first."""
-    for flags in itertools.product([False, True], repeat=5):
+    for flags in itertools.product([False, True], repeat=6):
         text = renderer.render(name, language, variant(name, flags)).text
         lines = [line.rstrip() for line in text.split("\n")]
         assert lines[0], f"{flags}: blank line after the subject:\n{text}"

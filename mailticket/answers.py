@@ -6,7 +6,6 @@ transaction that changes the ticket.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,7 +19,7 @@ from mailticket.outbox import Outgoing
 from mailticket.secret_scan import NO_SECRETS, SecretReport, mask_secrets
 from mailticket.settings import TicketSettings
 from mailticket.threads import MessageIdSigner, with_tag
-from mailticket.tickets import TicketState
+from mailticket.tickets import TicketState, fields_of
 
 # notifications that carry a requester's (or participant's) mail to an agent
 _CARRY_FILES: Final = frozenset({"agent_new", "agent_update"})
@@ -212,13 +211,5 @@ def ticket_view(ticket: TicketState, prefix: str) -> TicketView:
         requester=ticket.requester,
         created_at=ticket.created_at,
         due_at=ticket.due_at,
-        fields=_fields(ticket.fields),
+        fields=fields_of(ticket.fields),
     )
-
-
-def _fields(stored: str) -> dict[str, str]:
-    try:
-        loaded = json.loads(stored or "{}")
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}

@@ -271,17 +271,28 @@ def _on_ticket(
             text, sender, facts, _known(ctx.rules), audience, to_comment_address=to_comment
         )
         decision = _from_plan(plan, verdict, thread, facts, view, ctx, authentication)
-        return replace(decision, confirmed=confirmed)
+        return replace(_extracted(decision, mail, text, ctx), confirmed=confirmed)
     plan = requester_plan(mail.text, sender, facts, audience)
     decision = _from_plan(plan, verdict, thread, facts, view, ctx, authentication)
     added, proposed, notes = _new_participants(mail, facts.participants, facts.number, ctx)
     return replace(
-        decision,
+        _extracted(decision, mail, mail.text, ctx),
         participants=added,
         proposed=proposed,
         notes=(*decision.notes, *notes),
         answers=tuple(replace(a, proposed_cc=proposed) for a in decision.answers),
     )
+
+
+def _extracted(decision: Decision, mail: InboundMail, text: str, ctx: Context) -> Decision:
+    """The fields ``extract`` rules find in what this mail newly says (quotes left out:
+    they repeat values the ticket has); a refused mail changes nothing."""
+    if decision.kind == "refused":
+        return decision
+    fields = ctx.rules.route(replace(mail, text=new_text(text))).fields
+    if not fields:
+        return decision
+    return replace(decision, changes=replace(decision.changes, fields=fields))
 
 
 def _references(mail: InboundMail) -> tuple[str, ...]:

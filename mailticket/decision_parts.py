@@ -52,6 +52,9 @@ class Changes:
     answered: bool = False  # an agent answered the requester: first response, pending clock
     cc_added: tuple[str, ...] = ()  # participants an agent (#cc add) or a verified mail adds
     cc_removed: tuple[str, ...] = ()
+    # what `extract` rules found in the mail's new text: a missing field is filled, a
+    # different value replaces the old one (both logged)
+    fields: tuple[tuple[str, str], ...] = ()
 
     def __bool__(self) -> bool:
         return self != NO_CHANGES

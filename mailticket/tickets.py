@@ -621,6 +621,7 @@ def touch(
         priority=priority,
         queue=values.get("queue", ticket.queue),
         due_at=values.get("due_at", ticket.due_at),
+        fields=values.get("fields", ticket.fields),
     )
     return after, events
 
@@ -687,7 +688,36 @@ def _changed(
         added = [f"+{t}" for t in wanted if t not in tags]
         removed = [f"-{t}" for t in tags if t not in wanted]
         events.append(event(number, "tags", " ".join((*added, *removed)), now))
+    events += _fields_changed(row, changes.fields, values, now)
     return events
+
+
+def _fields_changed(
+    row: Any, found: Sequence[tuple[str, str]], values: dict[str, Any], now: datetime
+) -> list[dict[str, Any]]:
+    """Fields a later mail fills or changes; the old value stays in the log."""
+    stored = fields_of(row.fields)
+    merged = dict(stored)
+    events = []
+    for name, value in found:
+        old = merged.get(name)
+        if old == value:
+            continue
+        merged[name] = value
+        detail = f"{name} = {value}" if old is None else f"{name}: {old} -> {value}"
+        events.append(event(row.number, "field", detail, now))
+    if events:
+        values["fields"] = json.dumps(merged, ensure_ascii=False)
+    return events
+
+
+def fields_of(stored: str) -> dict[str, str]:
+    """The values rules extracted (JSON in the row; anything else reads as none)."""
+    try:
+        loaded = json.loads(stored or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
 
 def mark_undeliverable(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from mailticket import store
 from mailticket.models import Attachment, Event, Inbound, Message, Outbox, Ticket
 from mailticket.secret_scan import mask_secrets
+from mailticket.tickets import fields_of
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -55,19 +55,10 @@ def ticket_detail(
     return {
         **ticket_summary(ticket, prefix, raw=raw),
         "due_derivation": ticket.due_derivation or None,
-        "fields": _fields(ticket.fields),  # extracted from the masked mail: nothing to hide
+        "fields": fields_of(ticket.fields),  # extracted from the masked mail: nothing to hide
         "messages": [_message(m, shown, files.get(m.id or 0, [])) for m in messages],
         "events": [_event(e) for e in events],
     }
-
-
-def _fields(stored: str) -> dict[str, str]:
-    """The values rules extracted (JSON in the row; anything else shows as nothing)."""
-    try:
-        loaded = json.loads(stored or "{}")
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
 
 def _shown(raw: bool) -> Callable[[str], str]:

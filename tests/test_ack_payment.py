@@ -8,8 +8,9 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from mailticket.core import build_core
-from mailticket.models import Outbox
+from mailticket import views
+from mailticket.core import Core, build_core
+from mailticket.models import Outbox, Ticket
 from mailticket.outbox import message_bytes
 from tests.conftest import ROOT, Clock, build_mail, make_settings
 
@@ -44,3 +45,45 @@ def test_a_withdrawal_with_a_hash_is_not_asked_again(tmp_path: Path, db_url: str
 def test_in_chinese_too(tmp_path: Path, db_url: str) -> None:
     text = _ack(tmp_path, db_url, "提现一直没到账", "我昨天提现到现在还没到账，请帮忙查一下。\n")
     assert "请回复本邮件并提供交易哈希" in text
+
+
+def _fields_and_log(core: Core) -> tuple[dict[str, str], list[str]]:
+    with Session(core.engine) as session:
+        ticket = session.get(Ticket, 1)
+        assert ticket is not None
+        detail = views.ticket_detail(session, ticket, "MT")
+    return detail["fields"], [e["detail"] for e in detail["events"] if e["kind"] == "field"]
+
+
+def test_the_hash_a_requester_sends_in_a_reply_fills_the_field(tmp_path: Path, db_url: str) -> None:
+    shutil.copy(ROOT / "rules.yaml", tmp_path / "rules.yaml")
+    other = "0x" + "c0ffee00" * 8
+    with build_core(make_settings(tmp_path, db_url), clock=Clock()) as core:
+        core.intake.submit(
+            build_mail(
+                subject="提现一直没到账",
+                body="我昨天提现到现在还没到账。\n",
+                message_id="<p1@c.example>",
+            ),
+            "smtp",
+        )
+        assert _fields_and_log(core) == ({}, [])
+
+        def reply(body: str, number: int) -> None:
+            raw = build_mail(
+                subject="Re: [MT-1] 提现一直没到账",
+                body=body,
+                message_id=f"<p{number}@c.example>",
+                in_reply_to="<p1@c.example>",
+            )
+            assert core.intake.submit(raw, "smtp").ticket == 1
+
+        reply(f"交易哈希：{TX}\n", 2)
+        assert _fields_and_log(core) == ({"tx_hash": TX}, [f"tx_hash = {TX}"])
+        reply(f"Sorry, wrong one. The right TxID is {other}\n\n> 交易哈希：{TX}\n", 3)
+        assert _fields_and_log(core) == (
+            {"tx_hash": other},
+            [f"tx_hash = {TX}", f"tx_hash: {TX} -> {other}"],
+        )
+        reply(f"Any news?\n\n> The right TxID is {TX}\n", 4)  # a quote changes nothing
+        assert _fields_and_log(core)[0] == {"tx_hash": other}

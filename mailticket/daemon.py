@@ -172,7 +172,11 @@ def submitter(
             metrics.observe_intake(source, "tempfail", time.perf_counter() - started)
             raise
         metrics.observe_intake(
-            source, result.outcome, time.perf_counter() - started, opened=result.detail == "new"
+            source,
+            result.outcome,
+            time.perf_counter() - started,
+            opened=result.detail == "new",
+            automatic=result.automatic,
         )
         return result
 

@@ -61,6 +61,7 @@ class Result:
     ticket: int | None = None
     detail: str = ""
     source: str = ""
+    automatic: bool = False  # an autoreply, bounce or list mail (RFC 3834): never answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,7 +483,8 @@ class Intake:
         ]
         events += self._pause(connection, decision, now, ticket.number)
         tickets.add_events(connection, events)
-        return Result("stored", mail.message_id, ticket.number, decision.action, source)
+        automatic = decision.verdict.automatic
+        return Result("stored", mail.message_id, ticket.number, decision.action, source, automatic)
 
     def _scheduled(
         self,
@@ -540,7 +542,8 @@ class Intake:
             error=why,
         )
         if decision.action == "ignore":
-            return Result("ignored", mail.message_id, None, why, arrival.source)
+            automatic = decision.verdict.automatic
+            return Result("ignored", mail.message_id, None, why, arrival.source, automatic)
         self._pause(connection, decision, arrival.at, None)
         listing = tickets.requester_tickets(connection, mail.from_addr)
         enqueue_many(

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import re
+import smtplib
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from mailticket import metrics, store
-from mailticket.core import Core
+from mailticket import limits, metrics, store
+from mailticket.core import Core, build_core
 from mailticket.store import make_engine
-from tests.conftest import Clock, build_mail
+from tests.conftest import ROOT, Clock, build_mail, make_settings
+from tests.daemon_thread import DaemonThread
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -116,6 +122,79 @@ def test_two_exporters_in_one_process_and_close_frees_the_port(core: Core) -> No
     first.close()
     with pytest.raises(urllib.error.URLError):
         scrape(first.port)
+
+
+def _documented() -> list[str]:
+    """Every metric docs/operations.md documents (its table of metrics)."""
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    names = re.findall(r"^\| `(mailticket_\w+)", text, re.MULTILINE)
+    assert len(names) >= 10, "the metrics table in docs/operations.md moved"
+    return names
+
+
+def _moved(before: Samples, after: Samples, name: str) -> bool:
+    """A sample of ``name`` (a histogram's _count for a histogram) changed."""
+    wanted = {name, f"{name}_count"}
+    keys = {k for k in (*before, *after) if k[0] in wanted}
+    return any(before.get(k, 0.0) != after.get(k, 0.0) for k in keys)
+
+
+def test_every_documented_metric_moves_from_the_daemons_own_work(
+    tmp_path: Path, db_url: str
+) -> None:
+    """One daemon, real work only: mails in by SMTP (a request, an autoreply, a mail over a
+    limit), its answers out through the outbox (one held back by the global budget), a
+    follow-up escalation, a broken rules.yaml."""
+    clock = Clock()
+    settings = make_settings(
+        tmp_path, db_url, metrics={"port": 0}, tickets={"auto_reply_global": "1/1h"},
+        scheduler={"sweep_interval": "1s"},
+    )  # fmt: skip
+    documented = _documented()
+    with build_core(settings, clock=clock) as core, DaemonThread(core) as daemon:
+        port = daemon.ports["metrics"]
+        before = scrape(port)
+        with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], timeout=10) as client:
+            for mail in (
+                build_mail(message_id="<m1@customer.example>"),
+                build_mail(sender="bob@customer.example", message_id="<m2@customer.example>"),
+                build_mail(
+                    sender="carol@customer.example", subject="Out of office",
+                    headers={"Auto-Submitted": "auto-replied"},
+                ),
+                build_mail(headers={f"X-Many-{n}": "y" for n in range(limits.MAX_HEADER_FIELDS)}),
+            ):  # fmt: skip
+                client.sendmail("alice@customer.example", ["support@example.org"], mail)
+        pending = ("mailticket_outbox_messages", (("state", "pending"),))
+        _wait(lambda: scrape(port).get(pending) == 1)  # the held-back ack, until the clock moves
+        middle = scrape(port)
+        clock.advance(hours=25)  # past the first-response time: escalation, overdue
+        (tmp_path / "rules.yaml").write_text("version: 1\nqueues: [\n", encoding="utf-8")
+
+        def moved(name: str) -> bool:
+            return _moved(before, middle, name) or _moved(before, scrape(port), name)
+
+        _wait(lambda: all(moved(n) for n in documented if not n.endswith("_up")))
+        after = scrape(port)
+    still = [
+        n
+        for n in documented
+        if not n.endswith("_up") and not (_moved(before, middle, n) or _moved(before, after, n))
+    ]
+    assert still == []
+    assert value(middle, "mailticket_outbox_messages", state="pending") == 1
+    assert (
+        value(after, "mailticket_mails_automatic_total", source="smtp")
+        - before.get(("mailticket_mails_automatic_total", (("source", "smtp"),)), 0.0)
+        == 1
+    )
+    assert value(after, "mailticket_database_up") == 1  # 0: see the test before
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def test_a_running_daemon_counts_its_deliveries(tmp_path: object, db_url: str) -> None:

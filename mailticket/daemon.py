@@ -16,12 +16,14 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from datetime import datetime
 
-from mailticket import metrics
+from mailticket import heartbeat, metrics
 from mailticket.core import Core
 from mailticket.errors import TemporaryFailure
 from mailticket.followup import FollowupSweep
 from mailticket.imap_inbox import run_imap_accounts
+from mailticket.imap_ledger import account_name
 from mailticket.intake import Result, Store
 from mailticket.outbox import OutboxWorker, UnitStore
 from mailticket.rules_watch import watch_rules
@@ -60,6 +62,8 @@ async def serve(
         writer = Writer(core.engine)
         stack.callback(writer.shutdown)  # last out: after every mail has committed
         store, units = await _start_store(stack, core, writer)
+        me = heartbeat.Instance.this_process(core.clock())
+        await _register(core, me, writer)  # before the worker claims: dead claims are free
         if core.parser is not None:  # the first mails must not wait for the workers to start
             await asyncio.to_thread(core.parser.start)
         worker = OutboxWorker(
@@ -69,6 +73,7 @@ async def serve(
             core.clock,
             units,
             on_outcome=metrics.observe_delivery,
+            claimant=me.name,
         )
         core.on_commit.append(lambda: _threadsafe_wake(worker))
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
@@ -80,8 +85,10 @@ async def serve(
             )
             stack.callback(exporter.close)
             ports["metrics"] = exporter.port
+        listeners = []
         if settings.smtp.enabled:
             ports["smtp"] = await _start_listener(stack, core, store)
+            listeners.append(f"smtp {settings.smtp.host}:{ports['smtp']}")
         if settings.imap:
             imap = run_imap_accounts(
                 settings.imap,
@@ -103,8 +110,25 @@ async def serve(
             on_action=metrics.observe_reminder,
             agent_language=settings.agents.language,
         )
-        sweeps = run_sweeps(sweep.run, settings.scheduler.sweep_interval, stop, writer)
+        swept: list[datetime] = []
+
+        def sweep_and_note() -> int:
+            taken = sweep.run()
+            swept[:] = [core.clock()]
+            return taken
+
+        sweeps = run_sweeps(sweep_and_note, settings.scheduler.sweep_interval, stop, writer)
         _background(stack, sweeps, "followup")
+        pollers = ", ".join(account_name(a) for a in settings.imap)
+
+        def liveness() -> heartbeat.Liveness:
+            last_sweep = swept[0] if swept else None
+            running = not worker_task.done()
+            outbox_at = worker.last_round_at if running else None
+            return heartbeat.Liveness(", ".join(listeners), pollers, last_sweep, outbox_at)
+
+        beats = heartbeat.run_heartbeat(core.engine, me, liveness, core.clock, stop, writer)
+        _background(stack, beats, "heartbeat")
         stack.callback(stop.set)  # unwinding for any reason stops pollers and sweeps first
         settle_garbage_collector()
         stack.callback(gc.unfreeze)  # a process that goes on (tests) collects them again
@@ -122,6 +146,23 @@ async def serve(
         notifier.stopping("finishing in-flight work")
         log.info("stopping: finishing in-flight work")
     return 0
+
+
+async def _register(core: Core, me: heartbeat.Instance, writer: Writer) -> None:
+    """This daemon's heartbeat row; the outbox claims of a dead instance on this host are
+    taken back now, not when their lease ends. The database down: the beats retry."""
+
+    def register() -> list[str]:
+        with core.engine.begin() as connection:
+            return heartbeat.register(connection, me, core.clock(), heartbeat.process_alive)
+
+    try:
+        taken = await asyncio.get_running_loop().run_in_executor(writer, register)
+    except Exception as exc:
+        log.warning("heartbeat: not registered yet: %s", exc)
+        return
+    for note in taken:
+        log.warning("%s", note)
 
 
 def settle_garbage_collector() -> None:

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mailticket import imap_ledger, store, views
+from mailticket import heartbeat, imap_ledger, store, views
 from mailticket.core import Core
+from mailticket.heartbeat import DaemonHealth
 from mailticket.models import Inbound, Outbox, PollerStatus, Ticket
 from mailticket.terminal import printable
 
@@ -56,6 +57,8 @@ class Health:
     imap: list[PollerHealth] = field(default_factory=list)
     paused: list[tuple[str, datetime, str]] = field(default_factory=list)  # address, until, why
     automatic_budget: tuple[int, str] = (0, "")  # automatic answers in the global window, rate
+    daemons: list[DaemonHealth] = field(default_factory=list)  # newest first
+    now: datetime | None = None
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,6 +78,7 @@ class Health:
                 "sent": self.automatic_budget[0],
                 "budget": self.automatic_budget[1],
             },
+            "daemons": [d.as_dict(self.now) for d in self.daemons if self.now],
             "problems": self.problems,
         }
 
@@ -89,6 +93,8 @@ class Health:
             f"inbound    {fmt(self.inbound)}",
             f"outbox     {fmt(self.outbox)}",
         ]
+        now = self.now
+        lines += [f"daemon     {d.line(now)}" for d in self._shown_daemons()] if now else []
         lines += [f"imap       {poller.line()}" for poller in self.imap]
         sent, budget = self.automatic_budget
         lines.append(
@@ -100,6 +106,12 @@ class Health:
         ]
         lines += [f"PROBLEM    {p}" for p in self.problems] or ["ok"]
         return [printable(line) for line in lines]  # IMAP errors, addresses: from outside
+
+    def _shown_daemons(self) -> list[DaemonHealth]:
+        """The running ones and the last few that stopped (restarts leave a row each)."""
+        assert self.now is not None
+        running = [d for d in self.daemons if d.stopped_at is None]
+        return running + [d for d in self.daemons if d.stopped_at is not None][:3]
 
 
 def collect(core: Core) -> Health:
@@ -114,6 +126,8 @@ def collect(core: Core) -> Health:
             rules_version=core.rules.current.version,
             imap=_pollers(core, imap_ledger.statuses(session)),
             paused=store.pauses(session, now),
+            daemons=heartbeat.daemons(session.connection()),
+            now=now,
         )
         budget = core.settings.tickets.auto_reply_global
         sent = store.auto_replies_total_since(session, now - budget.period)
@@ -134,6 +148,9 @@ def collect(core: Core) -> Health:
         )
     if health.overdue:
         health.problems.append(f"{health.overdue} ticket(s) past their first-response time")
+    health.problems += heartbeat.problems(
+        health.daemons, now, core.settings.scheduler.sweep_interval
+    )
     if not core.settings.agents.require_authenticated:
         health.problems.append(
             "agents.require_authenticated = false: a forged From acts as an agent "

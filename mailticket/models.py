@@ -148,6 +148,7 @@ class Outbox(SQLModel, table=True):
     uncertain: int = 0  # deliveries whose outcome we could not learn (timeout after DATA)
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_by: str | None = Field(default=None, max_length=300)  # the daemon instance
     last_error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -202,3 +203,22 @@ class PollerStatus(SQLModel, table=True):
     last_ok_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
     last_error_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Daemon(SQLModel, table=True):
+    """One ``mailticket serve`` process, as its heartbeat last said (``mailticket status``).
+
+    ``instance`` is host:pid:start; a daemon restarted on the same host takes back the
+    outbox claims of an instance there whose process is gone (``heartbeat``)."""
+
+    instance: str = Field(primary_key=True, max_length=300)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    beat_at: datetime = Field(sa_type=UTCDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    stop_reason: str = Field(default="", sa_type=Text)
+    listeners: str = Field(default="", sa_type=Text)  # "smtp 127.0.0.1:2525"
+    pollers: str = Field(default="", sa_type=Text)  # IMAP accounts, comma-separated
+    last_sweep_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outbox_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # last worker round

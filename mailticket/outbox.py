@@ -168,7 +168,7 @@ _UPDATE_ROW = update(OUTBOX).where(OUTBOX.c.id == bindparam("row"))
 
 
 def claim_due(
-    connection: Connection, *, now: datetime, limit: int, timeout: timedelta
+    connection: Connection, *, now: datetime, limit: int, timeout: timedelta, claimant: str = ""
 ) -> list[Claimed]:
     """Lease up to ``limit`` due rows to this worker (SKIP LOCKED on PostgreSQL).
 
@@ -180,8 +180,10 @@ def claim_due(
     # rows come back to the others after it
     lease_until = now + timeout * (len(rows) + 1)
     leases = [
-        {"row": row.id, "lease_until": lease_until, "attempts": row.attempts + 1} for row in rows
-    ]
+        {"row": row.id, "lease_until": lease_until, "attempts": row.attempts + 1,
+         "claimed_by": claimant or None}
+        for row in rows
+    ]  # fmt: skip
     connection.execute(_UPDATE_ROW, leases)
     return [_claimed(row) for row in rows]
 
@@ -220,6 +222,7 @@ class OutboxWorker:
         units: UnitStore | None = None,
         *,
         on_outcome: Callable[[str, str], None] = lambda state, outcome: None,
+        claimant: str = "",
     ) -> None:
         self._engine = engine
         self._on_outcome = on_outcome  # (the row's new state, the transport's outcome)
@@ -230,6 +233,8 @@ class OutboxWorker:
         self._wakeup = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None  # set by run(), for wake-ups
         self._unrecorded: list[tuple[Claimed, Delivery]] = []  # outcomes the store refused
+        self._claimant = claimant  # the daemon instance (heartbeat): its claims carry it
+        self.last_round_at: datetime | None = None  # the last look at the outbox that worked
 
     def wake(self) -> None:
         """Called after a commit that added rows: deliver now rather than at the next tick."""
@@ -242,6 +247,7 @@ class OutboxWorker:
             self._wakeup.clear()  # before the claim: a wake-up during it is not lost
             try:
                 delivered = await self.deliver_due()
+                self.last_round_at = self._clock()
                 pause = idle
             except TemporaryFailure as exc:
                 log.warning("outbox: %s; retrying in %.0fs", exc, pause)
@@ -306,7 +312,9 @@ class OutboxWorker:
 
     def _claim_unit(self, limit: int) -> Unit[list[Claimed]]:
         timeout = self._settings.timeout
-        work = partial(claim_due, now=self._clock(), limit=limit, timeout=timeout)
+        work = partial(
+            claim_due, now=self._clock(), limit=limit, timeout=timeout, claimant=self._claimant
+        )
         return Unit(work, _reraise)
 
     def _record_unit(self, claimed: Claimed, delivery: Delivery) -> Unit[str]:

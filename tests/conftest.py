@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 
 from mailticket.core import Core, build_core
 from mailticket.settings import Settings, load_settings
@@ -194,3 +195,15 @@ def last_sent_to(core: Core, address: str) -> str | None:
             .limit(1)
         )
         return session.exec(query).first()
+
+
+def pretend_daemon_running(engine: Engine, now: datetime | None = None) -> None:
+    """A fresh heartbeat row, as a running daemon writes it: for `status` tests that are
+    about something else (without it, `status` rightly says no daemon runs)."""
+    from mailticket import heartbeat
+
+    now = now or datetime.now(UTC)
+    me = heartbeat.Instance("test-host:1:pretend", "test-host", 1, now)
+    liveness = heartbeat.Liveness("smtp 127.0.0.1:2525", "", now, now)
+    with engine.begin() as connection:
+        heartbeat.beat(connection, me, now, liveness)

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, create_engine, select
 
 from mailticket import store
 from mailticket.models import Inbound
-from tests.conftest import build_mail, make_settings
+from tests.conftest import build_mail, make_settings, pretend_daemon_running
 
 
 def run(
@@ -197,7 +197,10 @@ def test_values_from_mail_reach_the_terminal_escaped(configured: Path) -> None:
     assert json.loads(as_json)["subject"] == "RLO \u202e LS \u2028"
 
 
-def test_status_reports_and_exits_1_on_quarantine(configured: Path) -> None:
+def test_status_reports_and_exits_1_on_quarantine(configured: Path, db_url: str) -> None:
+    engine = store.make_engine(db_url)
+    pretend_daemon_running(engine)
+    engine.dispose()
     healthy = run(configured, "status")
     assert healthy.returncode == 0, healthy.stderr
     run(configured, "ingest", stdin=b"")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailticket import store
-from tests.conftest import build_mail, make_settings
+from tests.conftest import build_mail, make_settings, pretend_daemon_running
 from tests.test_cli import run
 
 
@@ -97,6 +97,9 @@ def _quarantined(folder: Path) -> list[int]:
 
 
 def test_quarantine_drop_makes_status_healthy_again(configured: Path) -> None:
+    engine = store.make_engine(f"sqlite:///{configured / 'mailticket.db'}")
+    pretend_daemon_running(engine)  # status is about the quarantine here
+    engine.dispose()
     for n in range(3):
         assert run(configured, "ingest", stdin=_garbage(n)).stdout.startswith(b"quarantined")
     first, *others = _quarantined(configured)

@@ -12,7 +12,7 @@ import pytest
 
 from mailticket import imap_ledger, store
 from mailticket.health import PollerHealth
-from tests.conftest import make_settings
+from tests.conftest import make_settings, pretend_daemon_running
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)
@@ -65,6 +65,7 @@ def test_status_shows_each_account_and_exits_1_while_one_fails(tmp_path: Path, d
     imap_ledger.save_status(engine, "support", T0)
     imap_ledger.save_status(engine, "support", LATER, error="login refused: wrong password")
     imap_ledger.save_status(engine, "removed", LATER, error="unreachable")  # not configured
+    pretend_daemon_running(engine)
 
     failing = status(tmp_path)
     assert failing.returncode == 1, failing.stderr

@@ -31,6 +31,7 @@ from mailticket.scheduler import run_sweeps
 from mailticket.sd_notify import Notifier, keep_alive
 from mailticket.settings import Settings
 from mailticket.smtp_inbox import InboxHandler, start_smtp
+from mailticket.store import core_transaction
 from mailticket.store_process import StoreProcess
 from mailticket.transport import build_transport
 from mailticket.writer import Writer
@@ -153,7 +154,7 @@ async def _register(core: Core, me: heartbeat.Instance, writer: Writer) -> None:
     taken back now, not when their lease ends. The database down: the beats retry."""
 
     def register() -> list[str]:
-        with core.engine.begin() as connection:
+        with core_transaction(core.engine) as connection:
             return heartbeat.register(connection, me, core.clock(), heartbeat.process_alive)
 
     try:

@@ -160,7 +160,7 @@ async def run_heartbeat(
     loop = asyncio.get_running_loop()
 
     def write(step: Callable[[Connection, Instance, datetime], None]) -> None:
-        with engine.begin() as connection:
+        with store.core_transaction(engine) as connection:  # the read-only guard first
             step(connection, me, clock())
 
     def one_beat(connection: Connection, me: Instance, now: datetime) -> None:

@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 from mailticket.core import Core, build_core
 from mailticket.decision import Context, decide
 from mailticket.errors import MailRejected
+from mailticket.fingerprint import canonical_bytes_digest
 from mailticket.mail import InboundMail, parse, safe_filename, sendable_address
 from mailticket.models import Inbound
 from mailticket.rules import load_rules
@@ -319,8 +320,14 @@ def test_intake_keeps_every_generated_mail(core: Core, raw: bytes) -> None:
     assert result.outcome in ("stored", "ignored", "quarantined", "duplicate")
     digest = hashlib.sha256(raw).hexdigest()
     with Session(core.engine) as session:
-        if result.outcome == "duplicate":  # kept before, under the same Message-ID or bytes
-            same = (Inbound.message_id == result.message_id) | (Inbound.sha256 == digest)
+        if result.outcome == "duplicate":  # kept before: the same Message-ID, bytes, or
+            # (no Message-ID) the same bytes with canonical line endings, trace headers aside
+            canonical = f"sha256c:{canonical_bytes_digest(raw)}"
+            same = (
+                (Inbound.message_id == result.message_id)
+                | (Inbound.sha256 == digest)
+                | (Inbound.dedupe_key == canonical)
+            )
             assert session.exec(select(Inbound).where(same)).first() is not None
         else:
             rows = session.exec(select(Inbound).where(Inbound.sha256 == digest)).all()

@@ -15,11 +15,11 @@ from mailticket.agent_files import NO_FILES, AgentFiles, files_for_agents
 from mailticket.decision import Answer
 from mailticket.mail import InboundMail
 from mailticket.notices import Envelope, Renderer
-from mailticket.outbox import Outgoing
+from mailticket.outgoing import Outgoing
 from mailticket.secret_scan import NO_SECRETS, SecretReport, mask_secrets
 from mailticket.settings import TicketSettings
 from mailticket.threads import MessageIdSigner, with_tag
-from mailticket.tickets import TicketState, fields_of
+from mailticket.ticket_state import TicketState, fields_of
 
 # notifications that carry a requester's (or participant's) mail to an agent
 _CARRY_FILES: Final = frozenset({"agent_new", "agent_update"})

@@ -34,6 +34,7 @@ from mailticket.smtp_inbox import InboxHandler, start_smtp
 from mailticket.store import core_transaction
 from mailticket.store_process import StoreProcess
 from mailticket.transport import build_transport
+from mailticket.warm_up import settle_garbage_collector
 from mailticket.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -164,14 +165,6 @@ async def _register(core: Core, me: heartbeat.Instance, writer: Writer) -> None:
         return
     for note in taken:
         log.warning("%s", note)
-
-
-def settle_garbage_collector() -> None:
-    """Exempt what start-up built (modules, engine, templates: about 10^5 objects) from
-    later full collections: each one walked them all, a pause of 50-90 ms in which no
-    mail was answered. What is garbage now is collected first."""
-    gc.collect()
-    gc.freeze()
 
 
 def _background(stack: AsyncExitStack, work: Awaitable[None], name: str) -> None:

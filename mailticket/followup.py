@@ -28,7 +28,7 @@ from mailticket.outbox import enqueue
 from mailticket.rules import RuleSet
 from mailticket.settings import TicketSettings
 from mailticket.threads import MessageIdSigner, with_tag
-from mailticket.tickets import TicketState
+from mailticket.ticket_state import TicketState
 
 log = logging.getLogger(__name__)
 BATCH = 100

@@ -37,12 +37,14 @@ from mailticket.errors import MailRejected, ParseError, TemporaryFailure
 from mailticket.mail import InboundMail, parse, peek_message_id
 from mailticket.models import Inbound
 from mailticket.notices import Renderer
-from mailticket.outbox import Outgoing, enqueue_many, next_automatic_slot
+from mailticket.outbox import enqueue_many, next_automatic_slot
+from mailticket.outgoing import Outgoing
 from mailticket.rules import RuleSet
 from mailticket.secret_scan import masked_mail
 from mailticket.settings import Settings
 from mailticket.threads import MessageIdSigner
-from mailticket.tickets import Identity, TicketState
+from mailticket.ticket_state import TicketState
+from mailticket.tickets import Identity
 
 log = logging.getLogger(__name__)
 Outcome = Literal["stored", "duplicate", "quarantined", "ignored"]

@@ -31,7 +31,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from itertools import chain
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import email_validator
 from email_validator import EmailNotValidError, validate_email
@@ -41,9 +41,7 @@ from mailticket.dsn import Bounce, read_bounce
 from mailticket.errors import LimitExceeded, MailRejected, ParseError, SenderRejected
 from mailticket.message_ids import ids, message_id
 from mailticket.mime_parts import Attachment, read_body, safe_filename
-
-if TYPE_CHECKING:  # secret_scan reads InboundMail
-    from mailticket.secret_scan import SecretReport
+from mailticket.secret_report import SecretReport
 
 __all__ = [
     "DEFAULT_MAX_ATTACHMENT_SIZE",

@@ -27,6 +27,7 @@ from mailticket.batch import Unit
 from mailticket.errors import TemporaryFailure
 from mailticket.models import Outbox
 from mailticket.notices import Envelope, Rendered, compose, compose_draft, draft
+from mailticket.outgoing import Outgoing
 from mailticket.settings import OutboundSettings
 from mailticket.store import EVENT, MESSAGE, OUTBOX
 from mailticket.transport import Delivery, Outcome, Transport
@@ -36,18 +37,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH = 10
 MAX_BACKOFF = timedelta(hours=6)
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One mail to send: rendered, addressed, its Message-ID fixed."""
-
-    ticket_number: int | None
-    template: str
-    rendered: Rendered
-    envelope: Envelope
-    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, bytes)
-    not_before: datetime | None = None  # delayed by the global budget (see intake)
 
 
 def enqueue(

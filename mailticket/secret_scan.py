@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
-from typing import Final, Literal
+from typing import Final
 
 from mailticket.mail import InboundMail
 from mailticket.secret_keys import find_keys
+from mailticket.secret_report import MARKERS, NO_SECRETS, Kind, SecretReport
 from mailticket.secret_sources import attachment_texts, html_texts
 from mailticket.seed_phrases import find_phrases
 
@@ -37,12 +38,6 @@ __all__ = [
     "scan_mail",
 ]
 
-Kind = Literal["private_key", "mnemonic"]
-MARKERS: Final[dict[Kind, str]] = {
-    "private_key": "[secret removed: private key]",
-    "mnemonic": "[secret removed: recovery phrase]",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -53,18 +48,6 @@ class Finding:
     language: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SecretReport:
-    """What intake needs to tag the ticket and warn the requester (true when found)."""
-
-    found: bool
-    kinds: tuple[Kind, ...]
-
-    def __bool__(self) -> bool:
-        return self.found
-
-
-NO_SECRETS: Final = SecretReport(False, ())
 SECRET_TAG: Final = "secret-exposed"  # on every ticket a secret was sent to
 
 

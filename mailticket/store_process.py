@@ -237,8 +237,8 @@ def _serve(settings: Settings, rules: RuleSet, connection: Connection) -> None:
     (``batch.run_batch``), answer each after the commit."""
     from mailticket.batch import run_batch
     from mailticket.core import build_core  # the child's own engine, rules and templates
-    from mailticket.daemon import settle_garbage_collector
     from mailticket.logs import configure
+    from mailticket.warm_up import settle_garbage_collector
     from mailticket.writer import MAX_BATCH
 
     _die_with_parent()

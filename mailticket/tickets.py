@@ -31,29 +31,13 @@ from mailticket.decision import Context, Decision, Pending, TicketFacts
 from mailticket.decision_parts import NO_CHANGES, Changes, GuardHistory, GuardWindows
 from mailticket.fingerprint import canonical_bytes_digest, content_digest
 from mailticket.mail import InboundMail
-from mailticket.outbox import Outgoing
+from mailticket.outgoing import Outgoing
 from mailticket.rules import RuleSet
 from mailticket.store import ATTACHMENT, EVENT, INBOUND, MESSAGE, PARTICIPANT, TICKET, UNDELIVERABLE
 from mailticket.threads import clean_subject
+from mailticket.ticket_state import TicketState, fields_of
 
 MAX_SUBJECT = 998  # a header line's limit; the raw mail keeps the rest
-
-
-@dataclass(frozen=True, slots=True)
-class TicketState:
-    """A ticket as intake needs it: to write its changes and to render its mails."""
-
-    number: int
-    subject: str
-    status: str
-    priority: str
-    queue: str
-    requester: str
-    language: str
-    created_at: datetime
-    due_at: datetime | None
-    fields: str = "{}"  # JSON of the values the rules extracted
-    updated_at: datetime | None = None
 
 
 class SessionView:
@@ -709,15 +693,6 @@ def _fields_changed(
     if events:
         values["fields"] = json.dumps(merged, ensure_ascii=False)
     return events
-
-
-def fields_of(stored: str) -> dict[str, str]:
-    """The values rules extracted (JSON in the row; anything else reads as none)."""
-    try:
-        loaded = json.loads(stored or "{}")
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
 
 def mark_undeliverable(

@@ -14,7 +14,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from mailticket import store
 from mailticket.models import Attachment, Event, Inbound, Message, Outbox, Ticket
 from mailticket.secret_scan import mask_secrets
-from mailticket.tickets import fields_of
+from mailticket.ticket_state import fields_of
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -18,7 +18,7 @@ import timeit
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from mailticket.business_calendar import (
+from mailticket.followup.business_calendar import (
     ALWAYS,
     CalendarSpec,
     add_business_time,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert, text
 
-from mailticket.core import build_core
-from mailticket.followup import FollowupSweep
+from mailticket.followup.sweep import FollowupSweep
+from mailticket.runtime.core import build_core
 from mailticket.settings import load_settings
 from mailticket.store import TICKET
 

@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))  # tests.dovecot
 
 from sqlalchemy import func, select  # noqa: E402
 
-from mailticket.core import build_core  # noqa: E402
-from mailticket.daemon import submitter  # noqa: E402
-from mailticket.imap_inbox import Accepted, run_imap_accounts  # noqa: E402
-from mailticket.models import Inbound  # noqa: E402
+from mailticket.inbound.imap import Accepted, run_imap_accounts  # noqa: E402
+from mailticket.runtime.core import build_core  # noqa: E402
+from mailticket.runtime.daemon import submitter  # noqa: E402
+from mailticket.runtime.writer import Writer  # noqa: E402
 from mailticket.settings import ImapAccount, load_settings  # noqa: E402
-from mailticket.writer import Writer  # noqa: E402
+from mailticket.store.models import Inbound  # noqa: E402
 from tests.dovecot import PASSWORD, running_dovecot  # noqa: E402
 
 CORPUS_SCRIPT = ROOT.parent / "shared" / "bench" / "corpus.py"

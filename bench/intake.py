@@ -4,7 +4,7 @@ One run generates (or reads) the shared corpus and sends the same mails through:
 
   (a) a bare aiosmtpd server answering 250 without looking at the mail (network floor);
   (b) aiosmtpd parsing each mail with the standard library (the stack's parse floor);
-  (c) the real daemon (``mailticket.daemon.serve``) on a fresh SQLite database, with K
+  (c) the real daemon (``mailticket.runtime.daemon.serve``) on a fresh SQLite database, with K
       parallel SMTP connections, plus a paced run at a fixed rate for latency;
   (d) ``import`` (in-process and CLI), ``ingest`` (CLI, on a subset) and
       ``Intake.submit`` in-process.
@@ -55,12 +55,12 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 import mailticket
-from mailticket.bulk_import import import_mailbox
-from mailticket.core import Core, build_core
-from mailticket.daemon import serve
-from mailticket.logs import configure as configure_logging
-from mailticket.models import Inbound, Outbox, Ticket
+from mailticket.inbound.bulk_import import import_mailbox
+from mailticket.ops.logs import configure as configure_logging
+from mailticket.runtime.core import Core, build_core
+from mailticket.runtime.daemon import serve
 from mailticket.settings import Settings, load_settings
+from mailticket.store.models import Inbound, Outbox, Ticket
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS_SCRIPT = ROOT.parent / "shared" / "bench" / "corpus.py"

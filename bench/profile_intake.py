@@ -58,8 +58,8 @@ from intake import (
     write_settings,
 )
 
-from mailticket.bulk_import import import_mailbox
-from mailticket.core import Core
+from mailticket.inbound.bulk_import import import_mailbox
+from mailticket.runtime.core import Core
 
 # Inclusive times of these functions (they nest, so shares overlap): (label, file, function).
 STAGES = [

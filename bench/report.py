@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from mailticket import store
-from mailticket.report import build_report
+from mailticket.ops.report import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 9, 10, tzinfo=UTC)

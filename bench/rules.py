@@ -39,9 +39,9 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
-from mailticket.core import build_core
-from mailticket.mail import InboundMail, parse
-from mailticket.rules import RuleSet, parse_rules
+from mailticket.decide.rules import RuleSet, parse_rules
+from mailticket.parse.mail import InboundMail, parse
+from mailticket.runtime.core import build_core
 from mailticket.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

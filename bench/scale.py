@@ -1,7 +1,7 @@
 """Scale-out benchmark: SMTP intake of one daemon on SQLite, one on PostgreSQL and two on
 one PostgreSQL database, in the same run, on the same corpus, with the same K clients.
 
-Each daemon is ``mailticket.daemon.serve`` in a spawned child process of its own (as
+Each daemon is ``mailticket.runtime.daemon.serve`` in a spawned child process of its own (as
 ``mailticket serve`` runs), with a fresh database (a new PostgreSQL schema per
 configuration, migrated before the daemons start) and its own maildir outbox. With two
 daemons, connection j talks to daemon j mod 2. mails/s = mails answered 250 / wall time

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mnemonic import Mnemonic
 
-from mailticket.secret_scan import find_secrets
+from mailticket.decide.secret_scan import find_secrets
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "corpus.py"
 

@@ -41,13 +41,13 @@ from typing import Any
 from sqlalchemy import Table, create_engine, insert, make_url, text
 from sqlalchemy.engine import Connection, Engine
 
-from mailticket import store, views
-from mailticket.core import Core, build_core
-from mailticket.decision import Context, decide
-from mailticket.mail import InboundMail, parse
+from mailticket import store
+from mailticket.decide.decision import Context, decide
+from mailticket.parse.mail import InboundMail, parse
+from mailticket.runtime.core import Core, build_core
 from mailticket.settings import Settings, load_settings
-from mailticket.store import MESSAGE, PARTICIPANT, TICKET
-from mailticket.tickets import SessionView
+from mailticket.store import MESSAGE, PARTICIPANT, TICKET, views
+from mailticket.store.tickets import SessionView
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

@@ -23,13 +23,13 @@ from pathlib import Path
 import atheris  # type: ignore[import-untyped]  # no type information shipped
 
 with atheris.instrument_imports(include=["mailticket", "email"]):
-    from mailticket.decision import Context, decide
+    from mailticket.decide.decision import Context, decide
+    from mailticket.decide.rules import load_rules
+    from mailticket.decide.threads import MessageIdSigner
     from mailticket.errors import MailRejected
-    from mailticket.mail import parse, sendable_address
-    from mailticket.rules import load_rules
-    from mailticket.rules_explain import EmptyView
+    from mailticket.ops.explain import EmptyView
+    from mailticket.parse.mail import parse, sendable_address
     from mailticket.settings import TicketSettings
-    from mailticket.threads import MessageIdSigner
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = Context(

@@ -14,16 +14,17 @@ from typing import Any, NoReturn, TypeVar
 import click
 from sqlmodel import col, select
 
-from mailticket import __version__, store, views
-from mailticket.agent_files import human_size, masked_copy
-from mailticket.bulk_import import import_mailbox, open_mailbox
-from mailticket.core import Core, build_core
-from mailticket.envelope import stamp
+from mailticket import __version__, store
 from mailticket.errors import ConfigError, TemporaryFailure
-from mailticket.logs import configure as configure_logging
-from mailticket.models import Inbound, Outbox, Ticket
+from mailticket.inbound.bulk_import import import_mailbox, open_mailbox
+from mailticket.inbound.envelope import stamp
+from mailticket.ops.logs import configure as configure_logging
+from mailticket.ops.terminal import json_text, printable, printable_lines
+from mailticket.outbound.agent_files import human_size, masked_copy
+from mailticket.runtime.core import Core, build_core
 from mailticket.settings import Settings, load_settings
-from mailticket.terminal import json_text, printable, printable_lines
+from mailticket.store import views
+from mailticket.store.models import Inbound, Outbox, Ticket
 
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
@@ -153,8 +154,8 @@ def _show(
 @click.pass_obj
 def serve(settings: Settings) -> None:
     """Run everything the config enables: SMTP listener, IMAP pollers, outbox, follow-up."""
-    from mailticket.daemon import serve as run_daemon
-    from mailticket.sd_notify import Notifier
+    from mailticket.ops.sd_notify import Notifier
+    from mailticket.runtime.daemon import serve as run_daemon
 
     with _core(settings) as core:
         notifier = Notifier.from_environ(os.environ)
@@ -255,15 +256,15 @@ def rules() -> None:
 @click.pass_obj
 def rules_check(settings: Settings, file: Path | None) -> None:
     """Validate FILE (default: tickets.rules_file) and run its inline tests; exit 0 or 1."""
-    from mailticket.notices import template_dirs
-    from mailticket.rules_check import check_file
+    from mailticket.decide.rules_check import check_file
+    from mailticket.outbound.notices import template_dirs
 
     directories = template_dirs(settings.tickets.templates_dir)
 
     def template_exists(name: str) -> bool:
         return any((d / f"{name}.txt.j2").is_file() for d in directories)
 
-    from mailticket.core import own_addresses
+    from mailticket.runtime.core import own_addresses
 
     own = own_addresses(settings)
     report = check_file(file or settings.tickets.rules_file, template_exists, own=own)
@@ -285,9 +286,9 @@ def rules_check(settings: Settings, file: Path | None) -> None:
 @click.pass_obj
 def explain(settings: Settings, mail: Any, as_json: bool, raw: bool) -> None:
     """The whole decision for MAIL (an .eml file, - for stdin); nothing is written."""
-    from mailticket.core import RulesHolder, own_addresses, utcnow
-    from mailticket.rules_explain import as_lines
-    from mailticket.rules_explain import explain as explain_mail
+    from mailticket.ops.explain import as_lines
+    from mailticket.ops.explain import explain as explain_mail
+    from mailticket.runtime.core import RulesHolder, own_addresses, utcnow
 
     content = mail.read()
     try:
@@ -469,8 +470,8 @@ def outbox_list(settings: Settings, as_json: bool, limit: int, offset: int, ever
 @click.pass_obj
 def outbox_retry(settings: Settings, row_id: int | None) -> None:
     """Put failed (or one given) rows back in the queue and deliver what is due now."""
-    from mailticket.outbox import OutboxWorker
-    from mailticket.transport import build_transport
+    from mailticket.outbound.outbox import OutboxWorker
+    from mailticket.outbound.transport import build_transport
 
     with _core(settings) as core:
         with store.transaction(core.engine) as session:
@@ -610,7 +611,7 @@ def upgrade(settings: Settings) -> None:
 @click.pass_obj
 def status(settings: Settings, as_json: bool) -> None:
     """Health at a glance; exit 1 when something needs an admin."""
-    from mailticket.health import collect
+    from mailticket.ops.status import collect
 
     with _core(settings) as core:
         report = collect(core)
@@ -628,8 +629,8 @@ def status(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def report(settings: Settings, since: str, as_json: bool) -> None:
     """Tickets opened and resolved, response times, SLA breaches, top tags and senders, backlog."""
-    from mailticket.report import build_report
-    from mailticket.report_text import render
+    from mailticket.ops.report import build_report
+    from mailticket.ops.report_text import render
     from mailticket.units import parse_duration
 
     try:

@@ -6,7 +6,7 @@
     │   └── StorageFull      the database's disk is full: SMTP 452 instead of 451
     └── MailRejected         this mail cannot be processed: store it raw as quarantined
         ├── ParseError       the bytes are not a mail we can read at all
-        ├── LimitExceeded    the mail is over one of the limits in mailticket.limits
+        ├── LimitExceeded    the mail is over one of the limits in mailticket.parse.limits
         └── SenderRejected   no usable sender: nobody to answer, nobody to trust
 
 Lower-level errors (SQLAlchemy, OSError, smtplib) are mapped to these at one boundary

@@ -28,23 +28,25 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from mailticket import agent_auth, store, tickets
-from mailticket.answers import Answers
-from mailticket.batch import Unit, run_batch
-from mailticket.decision import Context, Decision, agent_addresses, decide
-from mailticket.decision_parts import Answer
+from mailticket import store
+from mailticket.decide import agent_auth
+from mailticket.decide.decision import Context, Decision, agent_addresses, decide
+from mailticket.decide.decision_parts import Answer
+from mailticket.decide.rules import RuleSet
+from mailticket.decide.secret_scan import masked_mail
+from mailticket.decide.threads import MessageIdSigner
+from mailticket.decide.ticket_state import TicketState
 from mailticket.errors import MailRejected, ParseError, TemporaryFailure
-from mailticket.mail import InboundMail, parse, peek_message_id
-from mailticket.models import Inbound
-from mailticket.notices import Renderer
-from mailticket.outbox import enqueue_many, next_automatic_slot
-from mailticket.outgoing import Outgoing
-from mailticket.rules import RuleSet
-from mailticket.secret_scan import masked_mail
+from mailticket.outbound.answers import Answers
+from mailticket.outbound.notices import Renderer
+from mailticket.outbound.outbox import enqueue_many, next_automatic_slot
+from mailticket.outbound.outgoing import Outgoing
+from mailticket.parse.mail import InboundMail, parse, peek_message_id
+from mailticket.runtime.batch import Unit, run_batch
 from mailticket.settings import Settings
-from mailticket.threads import MessageIdSigner
-from mailticket.ticket_state import TicketState
-from mailticket.tickets import Identity
+from mailticket.store import tickets
+from mailticket.store.models import Inbound
+from mailticket.store.tickets import Identity
 
 log = logging.getLogger(__name__)
 Outcome = Literal["stored", "duplicate", "quarantined", "ignored"]

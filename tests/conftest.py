@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from mailticket.core import Core, build_core
+from mailticket.runtime.core import Core, build_core
 from mailticket.settings import Settings, load_settings
 
 PG_URL = os.environ.get("MAILTICKET_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -185,7 +185,7 @@ def last_sent_to(core: Core, address: str) -> str | None:
     it proves they read that mailbox (our ids are signed per recipient)."""
     from sqlmodel import Session, col, select
 
-    from mailticket.models import Outbox
+    from mailticket.store.models import Outbox
 
     with Session(core.engine) as session:
         query = (
@@ -200,7 +200,7 @@ def last_sent_to(core: Core, address: str) -> str | None:
 def pretend_daemon_running(engine: Engine, now: datetime | None = None) -> None:
     """A fresh heartbeat row, as a running daemon writes it: for `status` tests that are
     about something else (without it, `status` rightly says no daemon runs)."""
-    from mailticket import heartbeat
+    from mailticket.ops import heartbeat
 
     now = now or datetime.now(UTC)
     me = heartbeat.Instance("test-host:1:pretend", "test-host", 1, now)

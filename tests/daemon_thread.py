@@ -6,8 +6,8 @@ import asyncio
 import threading
 from types import TracebackType
 
-from mailticket.core import Core
-from mailticket.daemon import serve
+from mailticket.runtime.core import Core
+from mailticket.runtime.daemon import serve
 
 
 class DaemonThread:

@@ -12,8 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
-from mailticket.core import build_core
-from mailticket.imap_inbox import Accepted, Tuning, run_imap_accounts
+from mailticket.inbound.imap import Accepted, Tuning, run_imap_accounts
+from mailticket.runtime.core import build_core
 from mailticket.settings import ImapAccount, load_settings
 
 

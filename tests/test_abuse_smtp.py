@@ -18,8 +18,8 @@ import dkim
 import pytest
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
-from mailticket.models import Event, Inbound, Outbox, Participant, Ticket
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Event, Inbound, Outbox, Participant, Ticket
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
 from tests.test_agents import dkim_key

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from mailticket import views
-from mailticket.core import Core, build_core
-from mailticket.models import Outbox, Ticket
-from mailticket.outbox import message_bytes
+from mailticket.outbound.outbox import message_bytes
+from mailticket.runtime.core import Core, build_core
+from mailticket.store import views
+from mailticket.store.models import Outbox, Ticket
 from tests.conftest import ROOT, Clock, build_mail, make_settings
 
 TX = "0x" + "4f5b0e0a4c9e9b3b" * 4

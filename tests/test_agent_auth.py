@@ -12,8 +12,8 @@ from collections.abc import Callable
 import dkim
 import pytest
 
-from mailticket.agent_auth import Verdict, authenticate
-from mailticket.mail import parse
+from mailticket.decide.agent_auth import Verdict, authenticate
+from mailticket.parse.mail import parse
 
 TRUSTED = "mx.example.com"
 SELECTOR = b"mt2026"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.agent_commands import (
+from mailticket.decide.agent_commands import (
     AgentMail,
     Assign,
     CcAdd,
@@ -26,8 +26,8 @@ from mailticket.agent_commands import (
     requester_closes,
     without_first_line,
 )
-from mailticket.mail import parse as parse_mail
-from mailticket.reply_text import new_text
+from mailticket.parse.mail import parse as parse_mail
+from mailticket.parse.reply_text import new_text
 
 AGENT = "alice@example.com"
 KNOWN = Known(

@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from mnemonic import Mnemonic
 from sqlmodel import Session, col, select
 
-from mailticket import views
-from mailticket.agent_files import OVER_BUDGET, WITHHELD, files_for_agents, human_size
 from mailticket.cli import main
-from mailticket.core import Core, build_core
-from mailticket.mime_parts import Attachment
-from mailticket.models import Outbox, Ticket
-from mailticket.outbox import message_bytes
+from mailticket.outbound.agent_files import OVER_BUDGET, WITHHELD, files_for_agents, human_size
+from mailticket.outbound.outbox import message_bytes
+from mailticket.parse.mime_parts import Attachment
+from mailticket.runtime.core import Core, build_core
+from mailticket.store import views
+from mailticket.store.models import Outbox, Ticket
 from tests.conftest import Clock, make_settings
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40  # 10 KiB of a "screenshot"

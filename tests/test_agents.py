@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
-from mailticket.models import Event, Inbound, Message, Outbox, Ticket
-from mailticket.outbox import message_bytes
-from mailticket.writer import Writer
+from mailticket.outbound.outbox import message_bytes
+from mailticket.runtime.core import Core, build_core
+from mailticket.runtime.writer import Writer
+from mailticket.store.models import Event, Inbound, Message, Outbox, Ticket
 from tests.conftest import Clock, build_mail, make_settings
 
 REQUESTER = "alice@customer.example"

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from mailticket.core import build_core
-from mailticket.models import Ticket
+from mailticket.runtime.core import build_core
+from mailticket.store.models import Ticket
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
 

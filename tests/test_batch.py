@@ -12,9 +12,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
-from mailticket.models import Inbound, Ticket
-from mailticket.writer import Writer
+from mailticket.runtime.core import Core, build_core
+from mailticket.runtime.writer import Writer
+from mailticket.store.models import Inbound, Ticket
 from tests.conftest import Clock, build_mail, make_settings
 
 

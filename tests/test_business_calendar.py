@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mailticket.business_calendar import (
+from mailticket.followup.business_calendar import (
     ALWAYS,
     CalendarError,
     CalendarSpec,
@@ -20,8 +20,8 @@ from mailticket.business_calendar import (
     business_time_between,
     is_working,
 )
-from mailticket.business_hours import parse_days
-from mailticket.due_derivation import describe_duration
+from mailticket.followup.business_hours import parse_days
+from mailticket.followup.due_derivation import describe_duration
 
 
 def calendar(timezone: str = "Asia/Shanghai", **spec: object) -> CalendarSpec:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from mailticket.charsets import (
+from mailticket.parse.charsets import (
     Decoded,
     codecs_for,
     decode_8bit,

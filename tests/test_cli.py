@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import Session, col, create_engine, select
 
 from mailticket import store
-from mailticket.models import Inbound
+from mailticket.store.models import Inbound
 from tests.conftest import build_mail, make_settings, pretend_daemon_running
 
 

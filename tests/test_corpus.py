@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailticket.errors import MailRejected, ParseError, SenderRejected
-from mailticket.mail import InboundMail, parse
+from mailticket.parse.mail import InboundMail, parse
 
 CORPUS = Path(
     os.environ.get("MAILTICKET_CORPUS") or Path(__file__).resolve().parents[2] / "shared" / "corpus"

@@ -33,11 +33,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, func, select
 
-from mailticket.core import Core, build_core
-from mailticket.guard import classify
+from mailticket.decide.guard import classify
 from mailticket.intake import Result
-from mailticket.mail import parse
-from mailticket.models import Outbox
+from mailticket.parse.mail import parse
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Outbox
 from tests.conftest import Clock, make_settings
 from tests.test_corpus import CORPUS, ENTRIES, Entry
 from tests.test_guard_corpus import AUTOMATIC_ELSEWHERE, FORWARDED_BY_A_PERSON, OWN

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mailticket.mail import InboundMail
+from mailticket.parse.mail import InboundMail
 from tests.test_corpus import ENTRIES, Entry, folders, parse_all
 
 SISIMAI = "sisimai-set-of-emails"

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from mailticket.core import build_core
-from mailticket.fingerprint import canonical_bytes_digest
-from mailticket.guard import classify
-from mailticket.mail import parse
-from mailticket.models import Inbound, Outbox, Ticket
-from mailticket.outbox import message_bytes
-from mailticket.tickets import digest
+from mailticket.decide.guard import classify
+from mailticket.outbound.outbox import message_bytes
+from mailticket.parse.fingerprint import canonical_bytes_digest
+from mailticket.parse.mail import parse
+from mailticket.runtime.core import build_core
+from mailticket.store.models import Inbound, Outbox, Ticket
+from mailticket.store.tickets import digest
 from tests.conftest import Clock, make_settings
 from tests.test_corpus import CORPUS, ENTRIES
 

@@ -19,7 +19,7 @@ import pytest
 import tnefparse  # type: ignore[import-untyped]
 
 from mailticket.errors import SenderRejected
-from mailticket.mail import InboundMail, parse
+from mailticket.parse.mail import InboundMail, parse
 from tests.test_corpus import CORPUS, ENTRIES, UNDECODABLE, Entry
 
 _TAGS = re.compile(rb"<[^>]*>|&nbsp;|\s")

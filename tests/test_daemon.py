@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlmodel import Session, create_engine, select
 
-from mailticket.models import Ticket
+from mailticket.store.models import Ticket
 from tests.conftest import build_mail, make_settings
 
 

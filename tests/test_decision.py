@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from mailticket.agent_auth import Verdict as AuthVerdict
-from mailticket.decision import Context, Decision, Pending, decide
-from mailticket.decision_parts import GuardHistory, GuardWindows, TicketFacts
-from mailticket.mail import parse
-from mailticket.rules import RuleSet, load_rules
+from mailticket.decide.agent_auth import Verdict as AuthVerdict
+from mailticket.decide.decision import Context, Decision, Pending, decide
+from mailticket.decide.decision_parts import GuardHistory, GuardWindows, TicketFacts
+from mailticket.decide.rules import RuleSet, load_rules
+from mailticket.decide.threads import MessageIdSigner
+from mailticket.parse.mail import parse
 from mailticket.settings import TicketSettings
-from mailticket.threads import MessageIdSigner
 from tests.conftest import RULES, build_mail
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.notices import Envelope, Rendered, Renderer, compose
+from mailticket.outbound.notices import Envelope, Rendered, Renderer, compose
 from tests.test_templates import EXTRA, TEMPLATES, context
 
 NAMES = sorted(path.name.removesuffix(".txt.j2") for path in TEMPLATES.glob("*.txt.j2"))

@@ -20,9 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dkim.util import parse_tag_value
 
 from mailticket.errors import ConfigError
-from mailticket.notices import Envelope, Rendered, compose
+from mailticket.outbound.notices import Envelope, Rendered, compose
+from mailticket.outbound.transport import (
+    MaildirTransport,
+    Outcome,
+    SigningTransport,
+    build_transport,
+)
 from mailticket.settings import OutboundSettings, load_settings
-from mailticket.transport import MaildirTransport, Outcome, SigningTransport, build_transport
 from tests.test_transport import Recorder, smtp_server
 
 DOMAIN = "example.com"

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from mailticket import mime_tree
-from mailticket.core import Core, build_core
-from mailticket.dsn import Bounce, read_bounce
-from mailticket.models import Event, Outbox, Ticket, Undeliverable
+from mailticket.parse import mime_tree
+from mailticket.parse.dsn import Bounce, read_bounce
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Event, Outbox, Ticket, Undeliverable
 from tests.conftest import Clock, build_mail, make_settings
 
 BOUNCES = Path(__file__).resolve().parent / "mails" / "bounces"

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from mailticket.envelope import TRACE_HEADERS, stamp, writable
-from mailticket.guard import classify
-from mailticket.mail import parse
+from mailticket.decide.guard import classify
+from mailticket.inbound.envelope import TRACE_HEADERS, stamp, writable
+from mailticket.parse.mail import parse
 
 CRLF_MAIL = b"From: alice@customer.example\r\nSubject: Hello\r\n\r\nHi\r\n"
 LF_MAIL = CRLF_MAIL.replace(b"\r\n", b"\n")

@@ -34,11 +34,11 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
 from mailticket.errors import TemporaryFailure
-from mailticket.models import Event, Inbound, Outbox, Ticket
-from mailticket.outbox import OutboxWorker, backoff
-from mailticket.transport import build_transport
+from mailticket.outbound.outbox import OutboxWorker, backoff
+from mailticket.outbound.transport import build_transport
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Event, Inbound, Outbox, Ticket
 from tests.conftest import Clock, build_mail, make_settings
 from tests.dovecot import free_port
 from tests.fault_daemon import LOST, Mta, ServeProcess, clean_environment

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
-from mailticket.followup import FollowupSweep
-from mailticket.models import Event, Outbox, Ticket
-from mailticket.outbox import message_bytes
+from mailticket.followup.sweep import FollowupSweep
+from mailticket.outbound.outbox import message_bytes
+from mailticket.runtime.core import Core, build_core
 from mailticket.store import TICKET, make_engine
+from mailticket.store.models import Event, Outbox, Ticket
 from tests.conftest import Clock, build_mail, last_sent_to, make_settings
 
 RULES = """\

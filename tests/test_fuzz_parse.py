@@ -25,16 +25,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from mailticket.core import Core, build_core
-from mailticket.decision import Context, decide
+from mailticket.decide.decision import Context, decide
+from mailticket.decide.rules import load_rules
+from mailticket.decide.threads import MessageIdSigner
 from mailticket.errors import MailRejected
-from mailticket.fingerprint import canonical_bytes_digest
-from mailticket.mail import InboundMail, parse, safe_filename, sendable_address
-from mailticket.models import Inbound
-from mailticket.rules import load_rules
-from mailticket.rules_explain import EmptyView
+from mailticket.ops.explain import EmptyView
+from mailticket.parse.fingerprint import canonical_bytes_digest
+from mailticket.parse.mail import InboundMail, parse, safe_filename, sendable_address
+from mailticket.runtime.core import Core, build_core
 from mailticket.settings import TicketSettings
-from mailticket.threads import MessageIdSigner
+from mailticket.store.models import Inbound
 from tests.conftest import Clock, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.guard import Verdict, classify
-from mailticket.mail import parse
+from mailticket.decide.guard import Verdict, classify
+from mailticket.parse.mail import parse
 from tests.conftest import build_mail
 
 BOUNCES = Path(__file__).resolve().parent / "mails" / "bounces"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailticket.guard import classify
-from mailticket.mail import InboundMail, parse
+from mailticket.decide.guard import classify
+from mailticket.parse.mail import InboundMail, parse
 from tests.conftest import build_mail
 from tests.test_corpus import CORPUS, ENTRIES, Entry, parse_all
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mailticket import imap_ledger, store
-from mailticket.health import PollerHealth
+from mailticket import store
+from mailticket.inbound import imap_ledger
+from mailticket.ops.status import PollerHealth
 from tests.conftest import make_settings, pretend_daemon_running
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -85,8 +86,8 @@ def test_status_shows_each_account_and_exits_1_while_one_fails(tmp_path: Path, d
 
 
 def test_status_says_when_agents_are_trusted_by_their_from_alone(tmp_path: Path) -> None:
-    from mailticket.core import build_core
-    from mailticket.health import collect
+    from mailticket.ops.status import collect
+    from mailticket.runtime.core import build_core
 
     unsafe = make_settings(
         tmp_path, f"sqlite:///{tmp_path}/u.db", agents={"require_authenticated": False}

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from mailticket import heartbeat
-from mailticket.core import Core
-from mailticket.health import collect
-from mailticket.models import Daemon, Outbox
+from mailticket.ops import heartbeat
+from mailticket.ops.status import collect
+from mailticket.runtime.core import Core
+from mailticket.store.models import Daemon, Outbox
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_process import DaemonProcess, write_config
 from tests.daemon_thread import DaemonThread

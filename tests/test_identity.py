@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailticket.mail import parse
+from mailticket.parse.mail import parse
 
 AGENT = "agent@corp.test"
 TABLE = [

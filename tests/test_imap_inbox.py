@@ -24,13 +24,13 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from mailticket import imap_ledger
-from mailticket.core import Core, build_core, utcnow
-from mailticket.health import collect
-from mailticket.imap_inbox import Accepted, Submit, Tuning, run_imap_accounts
-from mailticket.imap_ledger import Folder
-from mailticket.models import ImapSeen, Inbound, Outbox, PollerStatus, Ticket
+from mailticket.inbound import imap_ledger
+from mailticket.inbound.imap import Accepted, Submit, Tuning, run_imap_accounts
+from mailticket.inbound.imap_ledger import Folder
+from mailticket.ops.status import collect
+from mailticket.runtime.core import Core, build_core, utcnow
 from mailticket.settings import ImapAccount
+from mailticket.store.models import ImapSeen, Inbound, Outbox, PollerStatus, Ticket
 from tests.conftest import ROOT, Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
 from tests.dovecot import NO_MOVE, PASSWORD, Dovecot, free_port, running_dovecot
@@ -346,7 +346,7 @@ def test_backlog_in_bounded_batches_and_new_mail_is_not_starved(
     dovecot: Dovecot, tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     core = build_core(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}"), clock=clock)
-    caplog.set_level(logging.DEBUG, logger="mailticket.imap_inbox")
+    caplog.set_level(logging.DEBUG, logger="mailticket.inbound.imap")
     user = dovecot.new_user()
     backlog = 250
     dovecot.append(user, [build_mail(subject=f"old {n}") for n in range(backlog)])

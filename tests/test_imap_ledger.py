@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from mailticket import imap_ledger as ledger
 from mailticket import store
-from mailticket.imap_ledger import Folder
-from mailticket.models import PollerStatus
+from mailticket.inbound import imap_ledger as ledger
+from mailticket.inbound.imap_ledger import Folder
 from mailticket.settings import ImapAccount
+from mailticket.store.models import PollerStatus
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 ACCOUNT = ImapAccount(host="imap.example.com", username="support", password="x")

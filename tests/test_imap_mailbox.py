@@ -13,7 +13,7 @@ from functools import partial
 import pytest
 from imapclient.exceptions import IMAPClientAbortError, LoginError
 
-from mailticket.imap_mailbox import Alarm, ImapFault, create_folder, describe
+from mailticket.inbound.imap_mailbox import Alarm, ImapFault, create_folder, describe
 from tests.dovecot import Dovecot, running_dovecot
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from mailticket.imap_plan import Backlog, backoff, fit, header_date, notify_for, uid_set
+from mailticket.inbound.imap_plan import Backlog, backoff, fit, header_date, notify_for, uid_set
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
-from mailticket.models import Outbox
-from mailticket.outbox import message_bytes
+from mailticket.outbound.outbox import message_bytes
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Outbox
 from tests.conftest import Clock, make_settings
 from tests.daemon_process import DaemonProcess
 from tests.dovecot import free_port

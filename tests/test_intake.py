@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core
-from mailticket.models import Event, Inbound, Message, Outbox, Ticket, Undeliverable
-from mailticket.outbox import message_bytes
+from mailticket.outbound.outbox import message_bytes
+from mailticket.runtime.core import Core
+from mailticket.store.models import Event, Inbound, Message, Outbox, Ticket, Undeliverable
 from tests.conftest import Clock, build_mail, last_sent_to
 
 
@@ -119,7 +119,7 @@ def test_foreign_sender_naming_a_ticket_opens_a_linked_ticket(core: Core) -> Non
 
 
 def test_foreign_reply_as_note(tmp_path: Path, db_url: str, clock: Clock) -> None:
-    from mailticket.core import build_core
+    from mailticket.runtime.core import build_core
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path, db_url, tickets={"foreign_reply": "note"})
@@ -199,7 +199,7 @@ def test_auto_reply_is_not_a_ticket_but_is_kept(core: Core) -> None:
 
 
 def test_per_sender_cap_on_automatic_answers(tmp_path: Path, db_url: str, clock: Clock) -> None:
-    from mailticket.core import build_core
+    from mailticket.runtime.core import build_core
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path, db_url, tickets={"max_auto_replies_per_sender": 2})
@@ -270,7 +270,7 @@ def test_unparseable_mail_is_quarantined_and_replayable(core: Core) -> None:
 def test_a_failing_step_quarantines_and_the_next_mail_goes_on(
     tmp_path: Path, db_url: str, clock: Clock
 ) -> None:
-    from mailticket.core import build_core
+    from mailticket.runtime.core import build_core
     from tests.conftest import make_settings
 
     broken = tmp_path / "broken-templates"
@@ -311,7 +311,7 @@ def test_chinese_mail_gets_the_chinese_acknowledgement(core: Core) -> None:
 
 
 def _events_of(core: Core, number: int = 1) -> list[str]:
-    from mailticket.models import Event
+    from mailticket.store.models import Event
 
     with Session(core.engine) as session:
         query = select(Event).where(Event.ticket_number == number)
@@ -367,7 +367,7 @@ def test_an_imported_backlog_keeps_its_dates_and_sends_nothing_until_someone_act
 ) -> None:
     from datetime import UTC, datetime
 
-    from mailticket.followup import FollowupSweep
+    from mailticket.followup.sweep import FollowupSweep
 
     old = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
     raw = build_mail(date=old, message_id="<old-1@customer.example>")
@@ -407,7 +407,7 @@ def test_an_imported_mail_without_date_takes_its_mailbox_time(core: Core, tmp_pa
     import mailbox
     from datetime import UTC, datetime
 
-    from mailticket.bulk_import import import_mailbox
+    from mailticket.inbound.bulk_import import import_mailbox
 
     box = mailbox.mbox(tmp_path / "old.mbox")
     message = mailbox.mboxMessage(build_mail(message_id="<undated@customer.example>"))

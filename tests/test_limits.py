@@ -1,4 +1,4 @@
-"""The limits of mailticket.limits, each through the real intake (SQLite, parser pool).
+"""The limits of mailticket.parse.limits, each through the real intake (SQLite, parser pool).
 
 A mail over a hard limit is quarantined with a reason naming the limit and its raw bytes
 kept exactly; past a soft limit the mail is stored and the note says what was left out.
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from mailticket import limits
-from mailticket.core import Core, build_core
 from mailticket.errors import LimitExceeded, MailRejected, ParseError, SenderRejected
-from mailticket.mail import parse
-from mailticket.models import Attachment, Inbound, Ticket
+from mailticket.parse import limits
+from mailticket.parse.mail import parse
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Attachment, Inbound, Ticket
 from tests.conftest import Clock, make_settings
 
 HEAD = (

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mailticket.logs import JsonFormatter, TextFormatter, configure
+from mailticket.ops.logs import JsonFormatter, TextFormatter, configure
 from tests.conftest import make_settings
 
 
@@ -118,7 +118,7 @@ def test_the_setting_from_the_environment(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     entries = [json.loads(line) for line in done.stderr.decode().splitlines()]
-    assert [(e["level"], e["logger"]) for e in entries] == [("warning", "mailticket.core")]
+    assert [(e["level"], e["logger"]) for e in entries] == [("warning", "mailticket.runtime.core")]
     assert "not found" in entries[0]["message"]
 
 

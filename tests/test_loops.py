@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
-from mailticket.health import collect
-from mailticket.models import Event, Outbox, Ticket
-from mailticket.outbox import message_bytes
+from mailticket.ops.status import collect
+from mailticket.outbound.outbox import message_bytes
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Event, Outbox, Ticket
 from tests.conftest import Clock, build_mail, last_sent_to, make_settings
 
 Responder = Callable[[bytes], bytes | None]

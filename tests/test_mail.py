@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailticket.errors import ParseError, SenderRejected
-from mailticket.mail import (
+from mailticket.parse.mail import (
     Attachment,
     Bounce,
     InboundMail,

@@ -14,8 +14,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from mailticket import limits, metrics, store
-from mailticket.core import Core, build_core
+from mailticket import store
+from mailticket.ops import metrics
+from mailticket.parse import limits
+from mailticket.runtime.core import Core, build_core
 from mailticket.store import make_engine
 from tests.conftest import ROOT, Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
@@ -204,7 +206,7 @@ def test_a_running_daemon_counts_its_deliveries(tmp_path: object, db_url: str) -
     import time
     from pathlib import Path
 
-    from mailticket.core import build_core
+    from mailticket.runtime.core import build_core
     from tests.conftest import make_settings
     from tests.daemon_thread import DaemonThread
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailticket.mime_params import header_params
+from mailticket.parse.mime_params import header_params
 
 
 def escaped(data: bytes) -> str:

@@ -14,10 +14,10 @@ import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
-from mailticket.models import Event, Outbox
-from mailticket.outbox import OutboxWorker, backoff
-from mailticket.transport import MaildirTransport, SmtpTransport
+from mailticket.outbound.outbox import OutboxWorker, backoff
+from mailticket.outbound.transport import MaildirTransport, SmtpTransport
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Event, Outbox
 from tests.conftest import Clock, build_mail, make_settings
 
 

@@ -13,11 +13,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from mailticket.core import build_core
 from mailticket.errors import ParseError
-from mailticket.mail import InboundMail, parse
-from mailticket.models import Inbound
-from mailticket.parse_pool import NEARBY_BUDGET, NEARBY_MAX_BYTES, ParsePool, ProcessingTimeout
+from mailticket.parse.mail import InboundMail, parse
+from mailticket.runtime.core import build_core
+from mailticket.runtime.parse_pool import (
+    NEARBY_BUDGET,
+    NEARBY_MAX_BYTES,
+    ParsePool,
+    ProcessingTimeout,
+)
+from mailticket.store.models import Inbound
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
 

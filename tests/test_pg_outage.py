@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from mailticket.core import build_core
-from mailticket.models import Inbound
+from mailticket.runtime.core import build_core
+from mailticket.store.models import Inbound
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
 from tests.pg_cluster import Cluster, private_cluster

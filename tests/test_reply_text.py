@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from inscriptis import get_text
 
-from mailticket.mail import parse
-from mailticket.reply_text import new_text, strip_html_quote
+from mailticket.parse.mail import parse
+from mailticket.parse.reply_text import new_text, strip_html_quote
 
 REPLIES = Path(__file__).parent / "mails" / "replies"
 CORPUS = Path(

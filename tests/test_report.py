@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import update
 
 from mailticket import store
-from mailticket.core import Core, build_core
-from mailticket.report import Backlog, Report, SlaCount, Spread, build_report, percentile
-from mailticket.report_text import human, render
+from mailticket.ops.report import Backlog, Report, SlaCount, Spread, build_report, percentile
+from mailticket.ops.report_text import human, render
+from mailticket.runtime.core import Core, build_core
 from tests.conftest import Clock, build_mail, make_settings
 
 RULES = """\

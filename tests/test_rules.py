@@ -7,8 +7,8 @@ from email.policy import SMTP
 
 import pytest
 
-from mailticket.mail import InboundMail, parse
-from mailticket.rules import Routing, RuleSet, parse_rules
+from mailticket.decide.rules import Routing, RuleSet, parse_rules
+from mailticket.parse.mail import InboundMail, parse
 from tests.conftest import ROOT, build_mail
 
 HEAD = """\

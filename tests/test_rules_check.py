@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.core import RulesHolder
+from mailticket.decide.rules import OwnAddresses
+from mailticket.decide.rules_check import build_test_mail, check_file
 from mailticket.errors import ConfigError
-from mailticket.mail import parse
-from mailticket.rules import OwnAddresses
-from mailticket.rules_check import build_test_mail, check_file
+from mailticket.parse.mail import parse
+from mailticket.runtime.core import RulesHolder
 from tests.conftest import ROOT, build_mail, make_settings
 from tests.conftest import RULES as GOOD_RULES
 from tests.daemon_process import DaemonProcess

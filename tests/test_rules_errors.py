@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mailticket.decide.rules import parse_rules, validate
+from mailticket.decide.yamlsource import load_located
 from mailticket.errors import ConfigError
-from mailticket.rules import parse_rules, validate
-from mailticket.yamlsource import load_located
 
 GOOD = """\
 version: 1

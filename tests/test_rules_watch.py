@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from mailticket.core import Core, RulesHolder
-from mailticket.models import Ticket
-from mailticket.rules_watch import fingerprint, watch_rules
+from mailticket.runtime.core import Core, RulesHolder
+from mailticket.runtime.rules_watch import fingerprint, watch_rules
+from mailticket.store.models import Ticket
 from tests.conftest import RULES, build_mail
 
 SECURITY_RULE = """\
@@ -96,7 +96,7 @@ def test_edits_are_picked_up_and_a_broken_one_is_refused(
             await watcher
         assert arrivals.outcomes and set(arrivals.outcomes) == {"stored"}
 
-    with caplog.at_level(logging.INFO, logger="mailticket.core"):
+    with caplog.at_level(logging.INFO, logger="mailticket.runtime.core"):
         asyncio.run(scenario())
 
 
@@ -126,7 +126,7 @@ def test_a_missing_file_keeps_the_rules_and_its_return_is_loaded(
         stop.set()
         await asyncio.wait_for(watcher, 5)
 
-    with caplog.at_level(logging.WARNING, logger="mailticket.rules_watch"):
+    with caplog.at_level(logging.WARNING, logger="mailticket.runtime.rules_watch"):
         asyncio.run(scenario())
     first = hashlib.sha256(b"version: 1\n").hexdigest()
     assert reloads == [first, fingerprint(Holder.path)]  # nothing while it was missing

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailticket.sd_notify import Notifier, keep_alive
+from mailticket.ops.sd_notify import Notifier, keep_alive
 
 
 @pytest.fixture

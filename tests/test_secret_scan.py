@@ -24,10 +24,8 @@ from hypothesis import strategies as st
 from mnemonic import Mnemonic
 from mnemonic.mnemonic import b58encode
 
-from mailticket.bip39 import checksum_holds
-from mailticket.errors import MailRejected
-from mailticket.mail import parse
-from mailticket.secret_scan import (
+from mailticket.decide.bip39 import checksum_holds
+from mailticket.decide.secret_scan import (
     MARKERS,
     Finding,
     Kind,
@@ -37,6 +35,8 @@ from mailticket.secret_scan import (
     scan_inbound,
     scan_mail,
 )
+from mailticket.errors import MailRejected
+from mailticket.parse.mail import parse
 
 KEY = MARKERS["private_key"]
 PHRASE = MARKERS["mnemonic"]

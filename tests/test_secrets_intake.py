@@ -9,12 +9,12 @@ import pytest
 from mnemonic import Mnemonic
 from sqlmodel import Session, col, select
 
-from mailticket import views
-from mailticket.core import Core
-from mailticket.mail import parse
-from mailticket.models import Inbound, Outbox, Ticket
-from mailticket.outbox import message_bytes
-from mailticket.secret_scan import SecretReport, scan_inbound, scan_mail
+from mailticket.decide.secret_scan import SecretReport, scan_inbound, scan_mail
+from mailticket.outbound.outbox import message_bytes
+from mailticket.parse.mail import parse
+from mailticket.runtime.core import Core
+from mailticket.store import views
+from mailticket.store.models import Inbound, Outbox, Ticket
 from tests.conftest import build_mail
 
 PHRASE = Mnemonic("english").to_mnemonic(bytes(range(16)))  # a valid 12-word phrase

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailticket.business_calendar import CalendarSpec, add_business_time
-from mailticket.sla import (
+from mailticket.followup.business_calendar import CalendarSpec, add_business_time
+from mailticket.followup.clocks import (
     Action,
     ActionKind,
     Decision,

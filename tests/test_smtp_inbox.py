@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from mailticket.core import Core, build_core
-from mailticket.models import Inbound, Outbox, Ticket
+from mailticket.runtime.core import Core, build_core
+from mailticket.store.models import Inbound, Outbox, Ticket
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_thread import DaemonThread
 

@@ -1,13 +1,13 @@
 """The MTA's spam verdict: header blocks as SpamAssassin, amavis, rspamd, OpenDMARC, Gmail and
-Microsoft write them, read through mailticket.mail.parse as intake reads them."""
+Microsoft write them, read through mailticket.parse.mail.parse as intake reads them."""
 
 from __future__ import annotations
 
 import pytest
 
-from mailticket.mail import parse
+from mailticket.decide.spam_verdict import spam_verdict
+from mailticket.parse.mail import parse
 from mailticket.settings import SpamSettings
-from mailticket.spam_verdict import spam_verdict
 
 MX = "mx.example.com"
 DEFAULTS = SpamSettings()

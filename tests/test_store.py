@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-import mailticket.models  # noqa: F401  (registers the tables)
+import mailticket.store.models  # noqa: F401  (registers the tables)
 from mailticket import store
 
 
@@ -103,15 +103,15 @@ def test_database_missing_names_a_sqlite_file_that_is_not_there(
 
 def test_tickets_are_paged_newest_first_and_counted(core: object) -> None:
     """The query behind `tickets list --limit/--offset/--all`, on both databases."""
-    from mailticket.core import Core
+    from mailticket.runtime.core import Core
     from tests.conftest import build_mail
 
     assert isinstance(core, Core)
     for n in range(7):
         core.intake.submit(build_mail(subject=f"q{n}", message_id=f"<p{n}@c.example>"), "smtp")
     with store.transaction(core.engine) as session:
-        page = [t.number for t in store.tickets(session, offset=2, limit=3)]
-        every = [t.number for t in store.tickets(session, limit=None)]
+        page = [t.number for t in store.list_tickets(session, offset=2, limit=3)]
+        every = [t.number for t in store.list_tickets(session, limit=None)]
         assert (page, every) == ([5, 4, 3], [7, 6, 5, 4, 3, 2, 1])
         assert store.ticket_count(session) == 7
         assert store.ticket_count(session, status="closed") == 0

@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from mailticket.core import Core, build_core
 from mailticket.errors import TemporaryFailure
 from mailticket.intake import Arrival
-from mailticket.models import Outbox, Ticket
-from mailticket.outbox import OutboxWorker
+from mailticket.outbound.outbox import OutboxWorker
+from mailticket.outbound.transport import Delivery, Outcome
+from mailticket.runtime.core import Core, build_core
+from mailticket.runtime.store_process import FIRST_PAUSE, StoreProcess
 from mailticket.settings import Settings
-from mailticket.store_process import FIRST_PAUSE, StoreProcess
-from mailticket.transport import Delivery, Outcome
+from mailticket.store.models import Outbox, Ticket
 from tests.conftest import Clock, build_mail, make_settings
 from tests.daemon_process import DaemonProcess, write_config
 from tests.daemon_thread import DaemonThread
@@ -200,7 +200,10 @@ def test_a_child_that_cannot_open_the_database_is_restarted_after_a_pause_not_pe
     here = make_settings(tmp_path / "here", f"sqlite:///{tmp_path / 'here.db'}")
     unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
     down = make_settings(tmp_path / "down", unreachable, tickets={"secret": ""})  # read at start
-    with build_core(here) as local, caplog.at_level(logging.INFO, "mailticket.store_process"):
+    with (
+        build_core(here) as local,
+        caplog.at_level(logging.INFO, "mailticket.runtime.store_process"),
+    ):
         store = StoreProcess(down, local.rules)
         try:
             store.start()  # returns once the child has exited

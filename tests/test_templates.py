@@ -12,9 +12,9 @@ from typing import Any
 import jinja2
 import pytest
 
-from mailticket.agent_files import OVER_BUDGET, FileNote
-from mailticket.notices import Renderer
-from mailticket.reply_text import new_text
+from mailticket.outbound.agent_files import OVER_BUDGET, FileNote
+from mailticket.outbound.notices import Renderer
+from mailticket.parse.reply_text import new_text
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 OPENED = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from mailticket.threads import (
+from mailticket.decide.threads import (
     MessageIdSigner,
     clean_subject,
     find_tag,

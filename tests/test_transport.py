@@ -18,16 +18,16 @@ import pytest
 from aiosmtpd.smtp import SMTP as Server
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from mailticket.notices import Envelope as NoticeEnvelope
-from mailticket.notices import Rendered, compose
-from mailticket.settings import OutboundSettings
-from mailticket.transport import (
+from mailticket.outbound.notices import Envelope as NoticeEnvelope
+from mailticket.outbound.notices import Rendered, compose
+from mailticket.outbound.transport import (
     Delivery,
     MaildirTransport,
     Outcome,
     SmtpTransport,
     build_transport,
 )
+from mailticket.settings import OutboundSettings
 
 SENDER = "support@example.org"
 ALICE, BOB = "alice@example.com", "bob@example.com"

@@ -14,12 +14,12 @@ import gc
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
-from mailticket.core import Core
-from mailticket.mail import parse
-from mailticket.models import Event, Inbound, Outbox, Ticket
+from mailticket.parse.mail import parse
+from mailticket.runtime.core import Core
+from mailticket.runtime.store_process import StoreProcess
+from mailticket.runtime.warm_up import sample_mails
 from mailticket.settings import Settings
-from mailticket.store_process import StoreProcess
-from mailticket.warm_up import sample_mails
+from mailticket.store.models import Event, Inbound, Outbox, Ticket
 from tests.conftest import build_mail
 from tests.daemon_thread import DaemonThread
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from mailticket.notices import Renderer
+from mailticket.outbound.notices import Renderer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]

@@ -1,0 +1,1 @@
+"""For admins: status, metrics, reports, explain, logs, the heartbeat."""

@@ -1,0 +1,1 @@
+"""What is sent: answers rendered from templates, the durable outbox, the transport."""

@@ -1,0 +1,1 @@
+"""Raw bytes to an InboundMail: MIME, charsets, bounces, identities (pure)."""

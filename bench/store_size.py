@@ -47,7 +47,7 @@ from mailticket.parse.mail import InboundMail, parse
 from mailticket.runtime.core import Core, build_core
 from mailticket.settings import Settings, load_settings
 from mailticket.store import MESSAGE, PARTICIPANT, TICKET, views
-from mailticket.store.tickets import SessionView
+from mailticket.store.session_view import SessionView
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

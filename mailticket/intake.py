@@ -34,6 +34,7 @@ from mailticket.decide.decision import Context, Decision, agent_addresses, decid
 from mailticket.decide.decision_parts import Answer
 from mailticket.decide.rules import RuleSet
 from mailticket.decide.secret_scan import masked_mail
+from mailticket.decide.states import EventKind
 from mailticket.decide.threads import MessageIdSigner
 from mailticket.decide.ticket_state import TicketState
 from mailticket.errors import MailRejected, ParseError, TemporaryFailure
@@ -44,9 +45,8 @@ from mailticket.outbound.outgoing import Outgoing
 from mailticket.parse.mail import InboundMail, parse, peek_message_id
 from mailticket.runtime.batch import Unit, run_batch
 from mailticket.settings import Settings
-from mailticket.store import tickets
+from mailticket.store import participants, seen, session_view, ticket_log, tickets
 from mailticket.store.models import Inbound
-from mailticket.store.tickets import Identity
 
 log = logging.getLogger(__name__)
 Outcome = Literal["stored", "duplicate", "quarantined", "ignored"]
@@ -369,7 +369,7 @@ class Intake:
             return self._quarantine(connection, arrival, arrival.error)
         if arrival.replacing is not None:
             store.delete_inbound(connection, arrival.replacing)
-        found = tickets.seen(connection, mail, self._parse_stored)
+        found = seen.seen(connection, mail, self._parse_stored)
         if found.duplicate:
             return Result("duplicate", mail.message_id, None, "seen before", arrival.source)
         return self._apply(connection, arrival, mail, found)
@@ -378,7 +378,7 @@ class Intake:
         """``_store`` failed (and was undone): keep the mail raw with the reason."""
         mail = arrival.mail
         if isinstance(error, IntegrityError) and mail is not None:
-            if tickets.seen(connection, mail, self._parse_stored).duplicate:
+            if seen.seen(connection, mail, self._parse_stored).duplicate:
                 return Result(
                     "duplicate", mail.message_id, None, "stored concurrently", arrival.source
                 )
@@ -393,7 +393,7 @@ class Intake:
         return parse(raw, max_attachment_size=self._settings.tickets.max_attachment_size)
 
     def _apply(
-        self, connection: Connection, arrival: Arrival, mail: InboundMail, found: tickets.Seen
+        self, connection: Connection, arrival: Arrival, mail: InboundMail, found: seen.Seen
     ) -> Result:
         ctx = Context(
             self._settings.tickets,
@@ -407,14 +407,14 @@ class Intake:
             spam=self._settings.spam,
             authserv_id=self._settings.agents.trusted_authserv_id,
         )
-        decision = decide(mail, tickets.SessionView(connection, lock=True), ctx)
+        decision = decide(mail, session_view.SessionView(connection, lock=True), ctx)
         now, source = ctx.now, arrival.source
         if decision.action in ("ignore", "status"):
             return self._without_ticket(connection, arrival, mail, decision, found)
         ticket = self._target_ticket(connection, mail, decision, ctx, arrival)
-        inbound_id = tickets.store_inbound(
+        inbound_id = seen.store_inbound(
             connection,
-            tickets.identity(mail, found.dedupe_key),
+            seen.identity(mail, found.dedupe_key),
             mail.raw,
             source,
             now,
@@ -422,28 +422,30 @@ class Intake:
             ticket_number=ticket.number,
         )
         tickets.add_message(connection, ticket.number, mail, decision.kind, inbound_id, now)
-        events = tickets.decision_events(ticket.number, mail, decision, ctx, source)
+        events = ticket_log.decision_events(ticket.number, mail, decision, ctx, source)
         if found.reused:
             detail = f"{found.reused} was already used by a different mail: stored as a new one"
-            events.append(tickets.event(ticket.number, "message_id_reused", detail, now))
+            events.append(ticket_log.event(ticket.number, EventKind.MESSAGE_ID_REUSED, detail, now))
         if decision.participants:
             why = f"Cc of a verified mail from {mail.from_addr}"
-            events += tickets.participant_events(
+            events += participants.participant_events(
                 connection, ticket.number, decision.participants, (), why, now
             )
         changes = decision.changes
         if changes.cc_added or changes.cc_removed:
             why = f"#cc by {mail.from_addr}"
-            events += tickets.participant_events(
+            events += participants.participant_events(
                 connection, ticket.number, changes.cc_added, changes.cc_removed, why, now
             )
         if decision.confirmed:
-            confirmed = tickets.event(
-                ticket.number, "confirmed", f"applied by {mail.message_id}", now,
+            confirmed = ticket_log.event(
+                ticket.number, EventKind.CONFIRMED, f"applied by {mail.message_id}", now,
                 message_id=decision.confirmed,
             )  # fmt: skip
             events.append(confirmed)
-        events += [tickets.event(ticket.number, "limit", note, now) for note in mail.limit_notes]
+        events += [
+            ticket_log.event(ticket.number, EventKind.LIMIT, note, now) for note in mail.limit_notes
+        ]
         if decision.action == "bounce":
             block = self._settings.tickets.bounce_block
             events.append(tickets.record_bounce(connection, ticket.number, mail, now, block))
@@ -451,7 +453,7 @@ class Intake:
             if decision.status_change and decision.status_change != ticket.status:
                 why = f"{decision.kind} from {mail.from_addr}"
                 change = f"{ticket.status} -> {decision.status_change}: {why}"
-                events.append(tickets.event(ticket.number, "status", change, now))
+                events.append(ticket_log.event(ticket.number, EventKind.STATUS, change, now))
             ticket, changed = tickets.touch(
                 connection, ticket, decision.status_change, now, ctx.rules, decision.changes
             )
@@ -473,11 +475,11 @@ class Intake:
         ]
         outgoing = self._scheduled(connection, decision.answers, outgoing, now)
         enqueue_many(connection, outgoing)
-        events += [tickets.queued_event(mail, now) for mail in outgoing]
+        events += [ticket_log.queued_event(mail, now) for mail in outgoing]
         events += [
-            tickets.event(
+            ticket_log.event(
                 ticket.number,
-                "confirm_requested",
+                EventKind.CONFIRM_REQUESTED,
                 answer.confirms,
                 now,
                 message_id=sent.envelope.message_id,
@@ -486,7 +488,7 @@ class Intake:
             if answer.confirms
         ]
         events += self._pause(connection, decision, now, ticket.number)
-        tickets.add_events(connection, events)
+        ticket_log.add_events(connection, events)
         automatic = decision.verdict.automatic
         return Result("stored", mail.message_id, ticket.number, decision.action, source, automatic)
 
@@ -520,7 +522,7 @@ class Intake:
             detail = f"automatic answers to {pause.address} paused until {until:%Y-%m-%d %H:%M} UTC: {pause.reason}"
             log.warning("%s (ticket %s)", detail, ticket)
             if ticket is not None:
-                events.append(tickets.event(ticket, "paused", detail, now))
+                events.append(ticket_log.event(ticket, EventKind.PAUSED, detail, now))
         return events
 
     def _without_ticket(
@@ -529,15 +531,15 @@ class Intake:
         arrival: Arrival,
         mail: InboundMail,
         decision: Decision,
-        found: tickets.Seen,
+        found: seen.Seen,
     ) -> Result:
         """A mail that opens no ticket: ignored (automatic, about nothing of ours), or a
         status request, answered with the sender's tickets."""
         why = "; ".join((decision.thread.evidence, *decision.notes))
         state = "ignored" if decision.action == "ignore" else "processed"
-        tickets.store_inbound(
+        seen.store_inbound(
             connection,
-            tickets.identity(mail, found.dedupe_key),
+            seen.identity(mail, found.dedupe_key),
             mail.raw,
             arrival.source,
             arrival.at,
@@ -577,7 +579,7 @@ class Intake:
             return Result("quarantined", found.message_id, None, error, arrival.source)
         if store.inbound_exists(connection, found.dedupe_key):
             return Result("duplicate", found.message_id, None, "seen before", arrival.source)
-        tickets.store_inbound(
+        seen.store_inbound(
             connection,
             found,
             arrival.raw,
@@ -611,8 +613,8 @@ def _created_at(mail: InboundMail, ctx: Context, arrival: Arrival) -> datetime:
     return ctx.now
 
 
-def _identity(arrival: Arrival) -> Identity:
+def _identity(arrival: Arrival) -> seen.Identity:
     if arrival.mail is not None:
-        return tickets.identity(arrival.mail)
+        return seen.identity(arrival.mail)
     digest = hashlib.sha256(arrival.raw).hexdigest()
-    return Identity(f"sha256:{digest}", peek_message_id(arrival.raw), digest)
+    return seen.Identity(f"sha256:{digest}", peek_message_id(arrival.raw), digest)

@@ -21,7 +21,7 @@ from mailticket.parse.fingerprint import canonical_bytes_digest
 from mailticket.parse.mail import parse
 from mailticket.runtime.core import build_core
 from mailticket.store.models import Inbound, Outbox, Ticket
-from mailticket.store.tickets import digest
+from mailticket.store.seen import digest
 from tests.conftest import Clock, make_settings
 from tests.test_corpus import CORPUS, ENTRIES
 

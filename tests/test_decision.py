@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from mailticket.decide.agent_auth import Verdict as AuthVerdict
-from mailticket.decide.decision import Context, Decision, Pending, decide
-from mailticket.decide.decision_parts import GuardHistory, GuardWindows, TicketFacts
+from mailticket.decide.decision import Context, Decision, decide
+from mailticket.decide.decision_parts import GuardHistory, GuardWindows, Pending, TicketFacts
 from mailticket.decide.rules import RuleSet, load_rules
 from mailticket.decide.threads import MessageIdSigner
 from mailticket.parse.mail import parse

@@ -19,15 +19,18 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from mailticket.decide.states import TicketStatus
 from mailticket.decide.threads import clean_subject
 from mailticket.parse.mail import sendable_address
 
-STATUSES: Final = {"close": "closed", "resolve": "resolved", "reopen": "open"}
+STATUSES: Final = {
+    "close": TicketStatus.CLOSED, "resolve": TicketStatus.RESOLVED, "reopen": TicketStatus.OPEN,
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class SetStatus:
-    status: str  # "closed", "resolved" or "open"
+    status: TicketStatus  # closed, resolved or open
     line: int
 
 
@@ -169,7 +172,7 @@ def _read(name: str, args: list[str], line: int, sender: str) -> tuple[Command, 
     return read if isinstance(read, tuple) else (read,)
 
 
-def _status(status: str) -> Reader:
+def _status(status: TicketStatus) -> Reader:
     def read(args: list[str], line: int, sender: str) -> Command:
         if args:
             raise ValueError(f"takes no argument (got {' '.join(args)!r})")

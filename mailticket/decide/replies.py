@@ -32,15 +32,16 @@ from mailticket.decide.agent_commands import (
     without_first_line,
 )
 from mailticket.decide.decision_parts import NO_CHANGES, Answer, Changes, TicketFacts
+from mailticket.decide.states import TicketStatus
 from mailticket.parse.reply_text import new_text
 
-REOPENABLE = frozenset({"pending", "resolved", "closed"})
+REOPENABLE = frozenset({TicketStatus.PENDING, TicketStatus.RESOLVED, TicketStatus.CLOSED})
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     kind: str  # agent (public reply), note, commands, refused, reply
-    status: str | None  # the new status, None: unchanged
+    status: TicketStatus | None  # the new status, None: unchanged
     changes: Changes = NO_CHANGES
     answers: tuple[Answer, ...] = ()
     notes: tuple[str, ...] = ()
@@ -90,17 +91,17 @@ def agent_plan(
         ]
     else:
         kind = "agent"
-        status = status or "pending"
+        status = status or TicketStatus.PENDING
         changes = replace(changes, answered=True)
         cc = (*(a for a in facts.cc if a not in changes.cc_removed), *changes.cc_added)
         relay, cut = _relay(read.text, sender, replace(facts, cc=cc), audience)
         answers += [relay] if relay else []
         notes += cut
-    if status is None and facts.status == "new":
-        status = "open"  # an agent took it (assigned, noted, commanded)
+    if status is None and facts.status == TicketStatus.NEW:
+        status = TicketStatus.OPEN  # an agent took it (assigned, noted, commanded)
     if status == facts.status:
         status = None
-    if status == "resolved" and audience.deliverable(facts.requester):
+    if status == TicketStatus.RESOLVED and audience.deliverable(facts.requester):
         answers.append(Answer("resolved", facts.requester, automatic=True))
     if not answers and kind == "agent":
         notes += ("nobody to relay the reply to",)
@@ -111,10 +112,10 @@ def requester_plan(text: str, sender: str, facts: TicketFacts, audience: Audienc
     """A requester's (or Cc participant's) reply: reopen, or ``#close`` by the requester."""
     written = new_text(text)
     if requester_closes(written, sender, facts.requester):
-        status: str | None = "closed"
+        status: TicketStatus | None = TicketStatus.CLOSED
         written = without_first_line(written)  # agents read what was said, not the command
     else:
-        status = "open" if facts.status in REOPENABLE else None
+        status = TicketStatus.OPEN if facts.status in REOPENABLE else None
     if status == facts.status:
         status = None
     update = [
@@ -124,8 +125,10 @@ def requester_plan(text: str, sender: str, facts: TicketFacts, audience: Audienc
     return Plan("reply", status, answers=tuple(update))
 
 
-def _commands(commands: Sequence[Command], facts: TicketFacts) -> tuple[str | None, Changes]:
-    status: str | None = None
+def _commands(
+    commands: Sequence[Command], facts: TicketFacts
+) -> tuple[TicketStatus | None, Changes]:
+    status: TicketStatus | None = None
     changes = NO_CHANGES
     for command in commands:
         match command:
@@ -145,8 +148,8 @@ def _commands(commands: Sequence[Command], facts: TicketFacts) -> tuple[str | No
                 changes = replace(changes, cc_added=(*changes.cc_added, address))
             case CcRemove(address=address) if address in facts.cc:
                 changes = replace(changes, cc_removed=(*changes.cc_removed, address))
-            case NotSpam() if facts.status == "spam":
-                status = status or "open"
+            case NotSpam() if facts.status == TicketStatus.SPAM:
+                status = status or TicketStatus.OPEN
     return status, changes
 
 

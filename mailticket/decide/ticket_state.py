@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailticket.decide.states import TicketStatus
+
 
 @dataclass(frozen=True, slots=True)
 class TicketState:
@@ -13,7 +15,7 @@ class TicketState:
 
     number: int
     subject: str
-    status: str
+    status: TicketStatus
     priority: str
     queue: str
     requester: str

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from mailticket.decide.states import TicketStatus
 from mailticket.followup.business_calendar import (
     CalendarSpec,
     add_business_time,
@@ -82,7 +83,7 @@ class ActionKind(StrEnum):
 class TicketClock:
     """The ticket columns the follow-up reads; the names are the columns' names."""
 
-    status: str
+    status: TicketStatus
     created_at: datetime
     due_at: datetime | None = None  # first-response due time, set by the intake
     first_response_at: datetime | None = None  # the agent's first public reply
@@ -95,7 +96,8 @@ class TicketClock:
     @classmethod
     def from_row(cls, row: object) -> TicketClock:
         """From any object with these attributes, e.g. a ``models.Ticket``."""
-        return cls(**{field.name: getattr(row, field.name) for field in fields(cls)})
+        values = {field.name: getattr(row, field.name) for field in fields(cls)}
+        return cls(**{**values, "status": TicketStatus(values["status"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,7 @@ def record(clock: TicketClock, action: Action, now: datetime) -> TicketClock:
         case ActionKind.REMIND_REQUESTER:
             return replace(clock, requester_reminded_at=now)
         case _:
-            return replace(clock, status="closed")
+            return replace(clock, status=TicketStatus.CLOSED)
 
 
 def next_due(clock: TicketClock, policy: Policy) -> datetime | None:

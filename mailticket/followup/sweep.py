@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from mailticket import store
 from mailticket.decide.rules import RuleSet
+from mailticket.decide.states import EventKind, TicketStatus
 from mailticket.decide.threads import MessageIdSigner, with_tag
 from mailticket.decide.ticket_state import TicketState
 from mailticket.followup import clocks as sla
@@ -29,7 +30,7 @@ from mailticket.outbound.answers import TicketView, language_for, ticket_view
 from mailticket.outbound.notices import Envelope, Renderer
 from mailticket.outbound.outbox import enqueue
 from mailticket.settings import TicketSettings
-from mailticket.store import tickets
+from mailticket.store import ticket_log, tickets
 from mailticket.store.models import Message, Ticket
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class FollowupSweep:
         ticket.updated_at = now
         session.add(ticket)
         kind = action.kind.value
-        tickets.log_event(session, ticket.number, kind, action.reason, now)
+        ticket_log.log_event(session, ticket.number, EventKind(kind), action.reason, now)
         template = action.kind.template
         if template is not None:
             for recipient in self._recipients(session, ticket, action.kind, rules, now):
@@ -169,10 +170,10 @@ class FollowupSweep:
             rendered=rendered,
             envelope=envelope,
         )
-        tickets.log_event(
+        ticket_log.log_event(
             session,
             ticket.number,
-            "mail_queued",
+            EventKind.MAIL_QUEUED,
             f"{template} to {recipient}",
             now,
             message_id=envelope.message_id,
@@ -194,7 +195,7 @@ def _view(ticket: Ticket, prefix: str) -> TicketView:
     """The same ``ticket`` the intake's templates see (subject masked, fields included)."""
     assert ticket.number is not None
     state = TicketState(
-        ticket.number, ticket.subject, ticket.status, ticket.priority, ticket.queue,
+        ticket.number, ticket.subject, TicketStatus(ticket.status), ticket.priority, ticket.queue,
         ticket.requester, ticket.language, ticket.created_at, ticket.due_at, ticket.fields,
     )  # fmt: skip
     return ticket_view(state, prefix)

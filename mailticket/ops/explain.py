@@ -24,20 +24,19 @@ from mailticket.decide import agent_auth
 from mailticket.decide.decision import (
     Context,
     Decision,
-    Pending,
     StoreView,
     TicketFacts,
     agent_addresses,
     decide,
 )
-from mailticket.decide.decision_parts import GuardHistory, GuardWindows
+from mailticket.decide.decision_parts import GuardHistory, GuardWindows, Pending
 from mailticket.decide.rules import RuleSet
 from mailticket.decide.secret_scan import masked_mail
 from mailticket.decide.threads import MessageIdSigner
 from mailticket.errors import MailRejected, TemporaryFailure
 from mailticket.parse.mail import InboundMail, parse
 from mailticket.settings import Settings
-from mailticket.store import tickets
+from mailticket.store import seen, session_view
 from mailticket.store.models import Event, Setting
 from mailticket.units import format_duration
 
@@ -131,9 +130,9 @@ def _in_session(
     secret = settings.tickets.secret.encode() if settings.tickets.secret else None
     schema = store.schema_version(engine)
     if schema == store.SCHEMA_HEAD:
-        view = tickets.SessionView(session)
+        view = session_view.SessionView(session)
         reparse = partial(parse, max_attachment_size=settings.tickets.max_attachment_size)
-        if tickets.seen(session.connection(), mail, reparse).duplicate:  # as intake decides
+        if seen.seen(session.connection(), mail, reparse).duplicate:  # as intake decides
             return Explained(mail, None, rules, now, _decided_then(session, mail.message_id))
         row = session.get(Setting, "tickets.secret")
         secret = secret or (row.value.encode() if row else None)

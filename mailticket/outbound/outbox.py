@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from mailticket import store
+from mailticket.decide.states import EventKind, OutboxState
 from mailticket.errors import TemporaryFailure
 from mailticket.outbound.notices import Envelope, Rendered, compose, compose_draft, draft
 from mailticket.outbound.outgoing import Outgoing
@@ -82,7 +83,7 @@ def _outbox_row(mail: Outgoing) -> dict[str, Any]:
         # composed at delivery, out of this transaction; a relayed file is composed now
         "raw": compose(mail.rendered, envelope, mail.attachments) if mail.attachments else b"",
         "draft": None if mail.attachments else draft(mail.rendered, envelope),
-        "state": "pending",
+        "state": OutboxState.PENDING,
         "attempts": 0,
         "uncertain": 0,
         "next_attempt_at": mail.not_before or envelope.date,
@@ -145,7 +146,7 @@ class UnitStore(Protocol):
 _DUE = (
     select(OUTBOX)
     .where(
-        OUTBOX.c.state == "pending",
+        OUTBOX.c.state == OutboxState.PENDING,
         OUTBOX.c.next_attempt_at <= bindparam("now"),
         or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < bindparam("now")),
     )
@@ -192,8 +193,8 @@ def record_outcome(
     if claimed.composed:
         values |= {"raw": claimed.raw, "draft": None}
     connection.execute(_UPDATE_ROW, {"row": claimed.id, **values})
-    state: str = values.get("state", "pending")
-    if state in ("failed", "uncertain") and claimed.ticket_number is not None:
+    state = OutboxState(values.get("state", OutboxState.PENDING))
+    if state in (OutboxState.FAILED, OutboxState.UNCERTAIN) and claimed.ticket_number is not None:
         connection.execute(_INSERT_EVENT, _failure_event(claimed, state, delivery, now))
     return state
 
@@ -348,18 +349,18 @@ def _outcome(
         "last_error": None if delivery.outcome is Outcome.SENT else delivery.detail,
     }
     if delivery.outcome is Outcome.SENT:
-        values |= {"state": "sent", "sent_at": now}
+        values |= {"state": OutboxState.SENT, "sent_at": now}
     elif delivery.outcome is Outcome.PERMANENT:
-        values["state"] = "failed"
+        values["state"] = OutboxState.FAILED
     elif delivery.outcome is Outcome.UNCERTAIN:
         uncertain = claimed.uncertain + 1
         values |= {
             "uncertain": uncertain,
-            "state": "uncertain" if uncertain > 1 else "pending",
+            "state": OutboxState.UNCERTAIN if uncertain > 1 else OutboxState.PENDING,
             "next_attempt_at": now + settings.retry_base,
         }
     elif claimed.attempts >= settings.max_attempts:
-        values["state"] = "failed"
+        values["state"] = OutboxState.FAILED
     else:
         values["next_attempt_at"] = now + backoff(claimed.attempts, settings.retry_base)
     return values
@@ -374,12 +375,14 @@ def backoff(attempts: int, base: timedelta) -> timedelta:
 def _failure_event(
     claimed: Claimed, state: str, delivery: Delivery, now: datetime
 ) -> dict[str, Any]:
-    verb = "could not be confirmed" if state == "uncertain" else "failed"
+    verb = "could not be confirmed" if state == OutboxState.UNCERTAIN else OutboxState.FAILED
     what = f"{claimed.template} to {claimed.recipients[0]}"
     return {
         "ticket_number": claimed.ticket_number,
         "at": now,
-        "kind": "delivery_failed" if state == "failed" else "delivery_uncertain",
+        "kind": EventKind.DELIVERY_FAILED
+        if state == OutboxState.FAILED
+        else EventKind.DELIVERY_UNCERTAIN,
         "detail": f"{what} {verb} after {claimed.attempts} attempt(s): {delivery.detail}",
         "message_id": claimed.message_id,
         "rules_version": None,

@@ -127,8 +127,8 @@ def _paged(default_limit: int) -> Callable[[Command], Command]:
     return add
 
 
-def _window(limit: int, offset: int, every: bool) -> views.Window:
-    return views.Window(offset=offset, limit=None if every else limit)
+def _window(limit: int, offset: int, every: bool) -> views.ListWindow:
+    return views.ListWindow(offset=offset, limit=None if every else limit)
 
 
 def _show(

@@ -79,7 +79,7 @@ class Arrival:
     mail: InboundMail | None
     error: str = ""  # why the mail could not be parsed
     replacing: int | None = None  # the quarantined row a replay replaces
-    agent_auth: agent_auth.Verdict | None = None  # the From domain's proof, when needed
+    agent_auth: agent_auth.AuthVerdict | None = None  # the From domain's proof, when needed
     trusted: bool = False  # from agents.trusted_relays or a trusted IMAP account
     written_at: datetime | None = None  # an imported mail's mbox/maildir time (no Date)
 
@@ -291,7 +291,7 @@ class Intake:
             address not in own for address in mail.cc
         )
 
-    def _authenticate(self, mail: InboundMail, trusted: bool) -> agent_auth.Verdict | None:
+    def _authenticate(self, mail: InboundMail, trusted: bool) -> agent_auth.AuthVerdict | None:
         """How the From domain vouches for a mail that needs it; checked here, before the
         transaction, because DKIM may ask DNS."""
         if not self._needs_proof(mail):
@@ -302,7 +302,7 @@ class Intake:
                 mail, settings.trusted_authserv_id, self._dns, results_trusted=trusted
             )
         except Exception as exc:  # a DNS or dkimpy failure is no proof
-            return agent_auth.Verdict(False, f"not authenticated: {type(exc).__name__}: {exc}")
+            return agent_auth.AuthVerdict(False, f"not authenticated: {type(exc).__name__}: {exc}")
 
     def store(self, arrivals: Sequence[Arrival]) -> list[Result]:
         """Store the mails in one transaction; TemporaryFailure if any was not committed."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import dkim
 import pytest
 
-from mailticket.decide.agent_auth import Verdict, authenticate
+from mailticket.decide.agent_auth import AuthVerdict, authenticate
 from mailticket.parse.mail import parse
 
 TRUSTED = "mx.example.com"
@@ -83,19 +83,21 @@ def verdict(
     trusted: str | None = TRUSTED,
     *,
     relay: bool = True,
-) -> Verdict:
+) -> AuthVerdict:
     """``relay``: the mail came from a trusted relay, so its Authentication-Results count."""
     return authenticate(parse(raw), trusted, dns, results_trusted=relay)
 
 
 def test_a_valid_signature_of_the_from_domain_authenticates(key: tuple[bytes, bytes]) -> None:
     result = verdict(signed(raw_mail(), key), published(key, "example.com"))
-    assert result == Verdict(True, "dkim pass d=example.com")
+    assert result == AuthVerdict(True, "dkim pass d=example.com")
 
 
 def test_a_signature_of_a_parent_domain_is_aligned(key: tuple[bytes, bytes]) -> None:
     raw = signed(raw_mail("alice@eu.example.com"), key, "example.com")
-    assert verdict(raw, published(key, "example.com")) == Verdict(True, "dkim pass d=example.com")
+    assert verdict(raw, published(key, "example.com")) == AuthVerdict(
+        True, "dkim pass d=example.com"
+    )
 
 
 def test_a_tampered_body_fails(key: tuple[bytes, bytes]) -> None:
@@ -163,19 +165,19 @@ def test_a_second_signature_can_vouch_when_the_first_does_not(key: tuple[bytes, 
     inner = signed(raw_mail(), key, "example.com")
     raw = signed(inner, key, "relay.example")
     result = verdict(raw, published(key, "example.com", "relay.example"))
-    assert result == Verdict(True, "dkim pass d=example.com")
+    assert result == AuthVerdict(True, "dkim pass d=example.com")
 
 
 def test_two_from_headers_are_never_authenticated(key: tuple[bytes, bytes]) -> None:
     # the same address twice: parse() reads it (two different ones are quarantined there)
     raw = signed(raw_mail(headers="From: Alice <alice@example.com>\r\n"), key)
     result = verdict(raw, published(key, "example.com"))
-    assert result == Verdict(False, "not authenticated: from header repeated")
+    assert result == AuthVerdict(False, "not authenticated: from header repeated")
 
 
 def test_no_signature_and_no_results_header() -> None:
     result = verdict(raw_mail(), dns_for({}))
-    assert result == Verdict(
+    assert result == AuthVerdict(
         False,
         f"not authenticated: no Authentication-Results from {TRUSTED}; no DKIM signature",
     )
@@ -184,7 +186,7 @@ def test_no_signature_and_no_results_header() -> None:
 def test_without_a_trusted_server_results_headers_are_ignored() -> None:
     headers = "Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\n"
     result = verdict(raw_mail(headers=headers), dns_for({}), trusted=None)
-    assert result == Verdict(False, "not authenticated: no DKIM signature")
+    assert result == AuthVerdict(False, "not authenticated: no DKIM signature")
 
 
 @pytest.mark.parametrize(
@@ -206,7 +208,7 @@ def test_without_a_trusted_server_results_headers_are_ignored() -> None:
 )
 def test_the_trusted_servers_results_authenticate(header: str, method: str) -> None:
     raw = raw_mail(headers=f"Authentication-Results: {header}\r\n")
-    assert verdict(raw, dns_for({})) == Verdict(True, method)
+    assert verdict(raw, dns_for({})) == AuthVerdict(True, method)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +246,7 @@ def test_the_trusted_servers_results_authenticate(header: str, method: str) -> N
 )
 def test_results_that_do_not_vouch(headers: list[str], reason: str) -> None:
     raw = raw_mail(headers="".join(f"Authentication-Results: {h}\r\n" for h in headers))
-    assert verdict(raw, dns_for({})) == Verdict(
+    assert verdict(raw, dns_for({})) == AuthVerdict(
         False, f"not authenticated: {reason}; no DKIM signature"
     )
 
@@ -253,7 +255,9 @@ def test_a_signature_still_counts_when_the_results_do_not(key: tuple[bytes, byte
     """Our server's DNS may have failed (dkim=temperror): our own check can still pass."""
     raw = signed(raw_mail(), key)
     raw = b"Authentication-Results: mx.example.com; dkim=temperror header.d=example.com\r\n" + raw
-    assert verdict(raw, published(key, "example.com")) == Verdict(True, "dkim pass d=example.com")
+    assert verdict(raw, published(key, "example.com")) == AuthVerdict(
+        True, "dkim pass d=example.com"
+    )
 
 
 def test_an_untrusted_pass_does_not_stop_a_failing_signature(key: tuple[bytes, bytes]) -> None:

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from mailticket.cli import main
 from mailticket.outbound.agent_files import OVER_BUDGET, WITHHELD, files_for_agents, human_size
 from mailticket.outbound.outbox import message_bytes
-from mailticket.parse.mime_parts import Attachment
+from mailticket.parse.mime_parts import AttachedFile
 from mailticket.runtime.core import Core, build_core
 from mailticket.store import views
 from mailticket.store.models import Outbox, Ticket
@@ -182,8 +182,8 @@ def test_tickets_show_lists_the_files_and_tickets_attachment_writes_one_out(
 
 def test_a_file_over_the_size_cap_is_listed_as_not_kept() -> None:
     parts = [
-        Attachment("huge.iso", "application/octet-stream", 50_000_000, None),
-        Attachment("ok.txt", "text/plain", 3, b"abc"),
+        AttachedFile("huge.iso", "application/octet-stream", 50_000_000, None),
+        AttachedFile("ok.txt", "text/plain", 3, b"abc"),
     ]
     chosen = files_for_agents(parts, 100, secrets=False)
     assert chosen.attached == (("ok.txt", "text/plain", b"abc"),)

@@ -195,6 +195,16 @@ def test_the_folders_name_the_flow() -> None:
     assert flat == {"__init__", "__main__", "cli", "intake", "settings", "errors", "units"}
 
 
+def test_no_two_types_share_a_name() -> None:
+    """A name says which thing it is: one ``Verdict``, one ``Decision``, one ``Window``."""
+    where: dict[str, list[str]] = {}
+    for name, path in _modules().items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(name)
+    assert {kind: found for kind, found in where.items() if len(found) > 1} == {}
+
+
 def test_no_module_grows_past_400_lines() -> None:
     lengths = {
         name: len(path.read_text(encoding="utf-8").splitlines())

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mailticket.decide.agent_auth import Verdict as AuthVerdict
+from mailticket.decide.agent_auth import AuthVerdict
 from mailticket.decide.decision import Context, Decision, decide
 from mailticket.decide.decision_parts import GuardHistory, GuardWindows, Pending, TicketFacts
 from mailticket.decide.rules import RuleSet, load_rules

@@ -7,7 +7,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from mailticket.inbound.imap_plan import Backlog, backoff, fit, header_date, notify_for, uid_set
+from mailticket.inbound.imap_plan import (
+    MailboxBacklog,
+    backoff,
+    fit,
+    header_date,
+    notify_for,
+    uid_set,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +46,7 @@ def test_fit(sizes: dict[int, int], limit: int, chosen: list[int], rest: list[in
 
 
 def test_backlog_takes_new_arrivals_before_the_old_mail() -> None:
-    backlog = Backlog()
+    backlog = MailboxBacklog()
     backlog.start([5, 1, 3, 2, 4])
     assert backlog.take(2) == [1, 2]
     backlog.arrived([9, 4, 8])  # 4 is not new: at or below the highest UID seen

@@ -12,7 +12,7 @@ import pytest
 
 from mailticket.errors import ParseError, SenderRejected
 from mailticket.parse.mail import (
-    Attachment,
+    AttachedFile,
     Bounce,
     InboundMail,
     language,
@@ -515,7 +515,7 @@ def test_attachment_over_the_cap_is_recorded_without_content(
     )
     parsed = parse(raw, max_attachment_size=cap)
     assert parsed.attachments == (
-        Attachment("winmail.dat", "application/ms-tnef", len(TNEF), content),
+        AttachedFile("winmail.dat", "application/ms-tnef", len(TNEF), content),
     )
 
 
@@ -528,7 +528,7 @@ def test_forwarded_message_is_an_attachment_with_its_bytes() -> None:
     assert parsed.attachments[0].filename == "logo.png"
     assert parsed.attachments[0].content is not None
     assert parsed.attachments[0].content.startswith(b"\x89PNG")
-    assert parsed.attachments[1] == Attachment("message.eml", "message/rfc822", len(inner), inner)
+    assert parsed.attachments[1] == AttachedFile("message.eml", "message/rfc822", len(inner), inner)
 
 
 def test_base64_message_rfc822_is_decoded() -> None:
@@ -592,7 +592,7 @@ def test_unreadable_winmail_dat_stays_an_attachment(blob: bytes) -> None:
     parsed = parse(raw)
     assert parsed.text == "see attached"
     assert parsed.attachments == (
-        Attachment("winmail.dat", "application/ms-tnef", len(blob), blob),
+        AttachedFile("winmail.dat", "application/ms-tnef", len(blob), blob),
     )
 
 

@@ -14,7 +14,7 @@ from mailticket.followup.business_calendar import CalendarSpec, add_business_tim
 from mailticket.followup.clocks import (
     Action,
     ActionKind,
-    Decision,
+    NextStep,
     Policy,
     TicketClock,
     decide,
@@ -57,7 +57,7 @@ def opened(created: str = "2026-11-02 09:00", priority: Priority = URGENT) -> Ti
 
 def sweep(
     clock: TicketClock, now: datetime, policy: Policy = POLICY
-) -> tuple[TicketClock, Decision]:
+) -> tuple[TicketClock, NextStep]:
     """What the sweep does with a claimed ticket: decide, then record the action."""
     decision = decide(clock, policy, now)
     if decision.action:
@@ -65,7 +65,7 @@ def sweep(
     return clock, decision
 
 
-def kind(decision: Decision) -> ActionKind | None:
+def kind(decision: NextStep) -> ActionKind | None:
     return decision.action.kind if decision.action else None
 
 
@@ -74,7 +74,7 @@ def test_a_ticket_walks_through_every_step() -> None:
     assert next_due(clock, POLICY) == at("2026-11-02 10:30")
 
     clock, decision = sweep(clock, at("2026-11-02 10:29"))
-    assert decision == Decision(None, at("2026-11-02 10:30"))
+    assert decision == NextStep(None, at("2026-11-02 10:30"))
 
     clock, decision = sweep(clock, at("2026-11-02 10:30:20"))
     assert kind(decision) is ActionKind.REMIND_AGENTS
@@ -95,7 +95,7 @@ def test_a_ticket_walks_through_every_step() -> None:
     assert kind(decision) is ActionKind.ESCALATE
     assert decision.next_check == at("2026-11-02 14:15")
     clock, again = sweep(clock, at("2026-11-02 13:45"))
-    assert again == Decision(None, at("2026-11-02 14:15"))
+    assert again == NextStep(None, at("2026-11-02 14:15"))
 
     # an agent answers at 14:00: the first-response clock stops, the requester's starts
     clock = replace(
@@ -177,7 +177,7 @@ def test_without_remind_every_one_escalation() -> None:
     assert kind(decision) is ActionKind.ESCALATE
     assert decision.next_check is None
     orphan = Policy(priority=None, followup=Followup(), calendar=CAL)  # priority gone from rules
-    assert sweep(clock, at("2026-11-30 10:00"), orphan)[1] == Decision(None, None)
+    assert sweep(clock, at("2026-11-30 10:00"), orphan)[1] == NextStep(None, None)
 
 
 def test_a_later_due_time_rearms_reminder_and_escalation() -> None:
@@ -203,7 +203,7 @@ def test_each_pending_period_gets_its_own_requester_reminder() -> None:
     # the requester answers, an agent replies again: pending anew
     clock = replace(clock, status="pending", pending_since=at("2026-11-12 15:00"))
     clock, decision = sweep(clock, at("2026-11-12 16:00"))
-    assert decision == Decision(None, at("2026-11-24 15:00"))
+    assert decision == NextStep(None, at("2026-11-24 15:00"))
     clock, decision = sweep(clock, at("2026-11-24 15:00"))
     assert kind(decision) is ActionKind.REMIND_REQUESTER
 
@@ -224,7 +224,7 @@ def test_clocks_that_do_not_run() -> None:
     imported = replace(opened(), due_at=None)
     closed = replace(opened(), status="closed")
     for clock in (answered, imported, closed):
-        assert sweep(clock, at("2027-06-01 10:00")) == (clock, Decision(None, None))
+        assert sweep(clock, at("2027-06-01 10:00")) == (clock, NextStep(None, None))
 
 
 def test_from_row_reads_the_columns_by_name() -> None:

@@ -43,7 +43,7 @@ _COMMENT: Final = re.compile(r"\([^()]*\)")
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class AuthVerdict:
     authenticated: bool
     method: str  # for the event log: "dkim pass d=example.com", "not authenticated: …"
 
@@ -54,18 +54,18 @@ def authenticate(
     dns: DnsLookup = get_txt,
     *,
     results_trusted: bool = False,
-) -> Verdict:
+) -> AuthVerdict:
     """How, if at all, the mail's From domain vouches for it; ``results_trusted``: the
     mail came from a trusted relay or account, so its Authentication-Results are read."""
     if mail.identity_problems:
-        return Verdict(False, "not authenticated: " + "; ".join(mail.identity_problems))
+        return AuthVerdict(False, "not authenticated: " + "; ".join(mail.identity_problems))
     if "@" not in mail.from_addr:
-        return Verdict(False, "not authenticated: no sender address")
+        return AuthVerdict(False, "not authenticated: no sender address")
     domain = mail.from_addr.rpartition("@")[2].rstrip(".")
     reasons: list[str] = []
     if trusted_authserv_id and results_trusted:
         verdict = _by_results(mail.header("authentication-results"), trusted_authserv_id, domain)
-        if isinstance(verdict, Verdict):
+        if isinstance(verdict, AuthVerdict):
             return verdict
         reasons.append(verdict)
     elif trusted_authserv_id:
@@ -73,10 +73,10 @@ def authenticate(
             "Authentication-Results not read: the mail did not come from a trusted relay"
         )
     verdict = _by_signature(mail.raw, domain, dns, _present_singletons(mail))
-    if isinstance(verdict, Verdict):
+    if isinstance(verdict, AuthVerdict):
         return verdict
     reasons.append(verdict)
-    return Verdict(False, "not authenticated: " + "; ".join(reasons))
+    return AuthVerdict(False, "not authenticated: " + "; ".join(reasons))
 
 
 def _present_singletons(mail: InboundMail) -> frozenset[str]:
@@ -93,7 +93,7 @@ def _aligned(signer: str, domain: str) -> bool:
 # -- Authentication-Results -----------------------------------------------------------------
 
 
-def _by_results(values: tuple[str, ...], trusted: str, domain: str) -> Verdict | str:
+def _by_results(values: tuple[str, ...], trusted: str, domain: str) -> AuthVerdict | str:
     """The verdict of the topmost header from ``trusted``, or why there is none."""
     for value in values:
         value = " ".join(value.split())
@@ -105,7 +105,7 @@ def _by_results(values: tuple[str, ...], trusted: str, domain: str) -> Verdict |
             return f"unreadable Authentication-Results from {trusted}"
         for result in header.results:
             if _vouches(result, domain):
-                return Verdict(True, f"authentication-results {trusted}: {_describe(result)}")
+                return AuthVerdict(True, f"authentication-results {trusted}: {_describe(result)}")
         said = ", ".join(f"{r.method}={r.result}" for r in header.results) or "none"
         return f"authentication-results {trusted} said {said} for {domain}"
     return f"no Authentication-Results from {trusted}"
@@ -157,7 +157,7 @@ class _Errors:
 
 def _by_signature(
     raw: bytes, domain: str, dns: DnsLookup, covered: frozenset[str]
-) -> Verdict | str:
+) -> AuthVerdict | str:
     """A verified, whole-body, From-covering signature of ``domain``, or why there is none."""
     errors = _Errors()
     try:
@@ -180,7 +180,7 @@ def _by_signature(
             verified, errors.lines = False, [str(exc)]
         signed_by = _tag(value, b"d")
         if verified:
-            return Verdict(True, f"dkim pass d={signed_by}")
+            return AuthVerdict(True, f"dkim pass d={signed_by}")
         reasons.append(f"dkim fail d={signed_by} ({'; '.join(errors.lines) or 'bad signature'})")
     return "; ".join(reasons)
 

@@ -171,7 +171,7 @@ class Context:
     require_agent_auth: bool = True  # agents.require_authenticated
     # the From domain's proof (DKIM, trusted Authentication-Results), checked before the
     # transaction (DNS) for a mail from an agent's address or naming new Cc
-    agent_auth: agent_auth.Verdict | None = None
+    agent_auth: agent_auth.AuthVerdict | None = None
     trusted_source: bool = False  # a trusted relay or IMAP account: its verdict headers count
     spam: SpamSettings | None = None
     authserv_id: str | None = None

@@ -4,7 +4,7 @@ Pure: a ticket's clock state, its terms from rules.yaml and ``now`` in; at most 
 action and the time of the next check out. The sweep claims a ticket whose
 ``next_action_at <= now`` (``SELECT … FOR UPDATE SKIP LOCKED``), calls ``decide``,
 writes the action's outbox row, ``record``'s column and ``next_action_at =
-Decision.next_check`` in one transaction. Each action is recorded as a timestamp
+NextStep.next_check`` in one transaction. Each action is recorded as a timestamp
 compared with the time the action fell due, so nothing needs resetting when a ticket
 enters ``pending`` again or its due time moves, and a daemon that was down sends
 one mail for all the intervals it missed.
@@ -108,19 +108,19 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class NextStep:
     action: Action | None
     next_check: datetime | None  # after the action is recorded; None: nothing more to do
 
 
-def decide(clock: TicketClock, policy: Policy, now: datetime) -> Decision:
+def decide(clock: TicketClock, policy: Policy, now: datetime) -> NextStep:
     """The one action due at ``now`` (the furthest overdue step) and the next check."""
     steps = schedule(clock, policy)
     due = [action for action in steps if action.due <= now]
     if not due:
-        return Decision(None, min((action.due for action in steps), default=None))
+        return NextStep(None, min((action.due for action in steps), default=None))
     action = due[-1]
-    return Decision(action, next_due(record(clock, action, now), policy))
+    return NextStep(action, next_due(record(clock, action, now), policy))
 
 
 def record(clock: TicketClock, action: Action, now: datetime) -> TicketClock:

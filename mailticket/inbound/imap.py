@@ -32,7 +32,7 @@ from mailticket.errors import TemporaryFailure
 from mailticket.inbound import imap_ledger as ledger
 from mailticket.inbound.imap_ledger import Folder, account_name
 from mailticket.inbound.imap_mailbox import FAULTS, Alarm, Fetched, ImapFault, Mailbox, describe
-from mailticket.inbound.imap_plan import Backlog, backoff, fit, notify_for
+from mailticket.inbound.imap_plan import MailboxBacklog, backoff, fit, notify_for
 from mailticket.settings import ImapAccount
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class AccountPoller:
                 forgotten,
             )
         await self._settle(mailbox, key, await self._db(ledger.unsettled, self._engine, key))
-        backlog = Backlog()
+        backlog = MailboxBacklog()
         backlog.start(await self._unknown(key, await self._io(mailbox.uids)))
         wait = min(self.account.poll_interval.total_seconds(), self._tuning.idle_renew)
         while not self._stop.is_set():
@@ -176,7 +176,7 @@ class AccountPoller:
             await self._ok()
             await self._io(mailbox.wait, wait, self._alarm, idle=self.account.idle)
 
-    async def _drain(self, mailbox: Mailbox, key: Folder, backlog: Backlog) -> None:
+    async def _drain(self, mailbox: Mailbox, key: Folder, backlog: MailboxBacklog) -> None:
         """Bounded batches until a fresh look at the folder finds nothing left to fetch;
         new mail is looked for before each batch, so it never waits for the backlog."""
         while not self._stop.is_set():

@@ -13,7 +13,7 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _DATE = re.compile(rb"^date:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
-class Backlog:
+class MailboxBacklog:
     """UIDs still to fetch. New arrivals go first, then the oldest of the backlog, so a
     mailbox of 10,000 old mails never holds back today's mail and conversations are
     otherwise taken in the order they happened."""

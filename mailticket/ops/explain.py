@@ -177,7 +177,9 @@ def _decided_then(session: Session, message_id: str) -> tuple[str, ...]:
     return ("seen before: intake would store nothing", *then)
 
 
-def _agent_auth(settings: Settings, rules: RuleSet, mail: InboundMail) -> agent_auth.Verdict | None:
+def _agent_auth(
+    settings: Settings, rules: RuleSet, mail: InboundMail
+) -> agent_auth.AuthVerdict | None:
     """As intake checks it (DKIM may ask DNS)."""
     if not settings.agents.require_authenticated or mail.from_addr not in agent_addresses(rules):
         return None

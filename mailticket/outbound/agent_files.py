@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mailticket.decide.secret_scan import mask_secrets, scan_mail
-from mailticket.parse.mime_parts import Attachment
+from mailticket.parse.mime_parts import AttachedFile
 
 __all__ = ["AgentFiles", "FileNote", "files_for_agents", "masked_copy"]
 
@@ -51,7 +51,7 @@ NO_FILES: Final = AgentFiles((), ())
 
 
 def files_for_agents(
-    attachments: Sequence[Attachment], budget: int, *, secrets: bool
+    attachments: Sequence[AttachedFile], budget: int, *, secrets: bool
 ) -> AgentFiles:
     """What of ``attachments`` goes to agents; ``secrets`` is true when the mail holds any
     (then each file is checked and masked; without, none is read)."""

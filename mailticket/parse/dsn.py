@@ -163,7 +163,7 @@ class Bounce:
 
 
 @dataclass(frozen=True, slots=True)
-class _Parts:
+class _ReportParts:
     """A bounce taken apart: status blocks, its own text, the mail it returns."""
 
     blocks: list[dict[str, str]]
@@ -191,7 +191,7 @@ def read_bounce(msg: Message, content_type: str, report_type: str) -> Bounce | N
     return _unknown_notice(msg, parts)
 
 
-def _unknown_notice(msg: Message, parts: _Parts) -> Bounce | None:
+def _unknown_notice(msg: Message, parts: _ReportParts) -> Bounce | None:
     """A mail system's mail in words the tables do not know: a bounce when Mailman's
     detectors find failed addresses in it. An autoresponder's (RFC 3834) is none."""
     auto = (v.split(";")[0].strip().lower() for v in _header(msg, "auto-submitted"))
@@ -205,7 +205,7 @@ def _unknown_notice(msg: Message, parts: _Parts) -> Bounce | None:
     return Bounce(_original_id(msg, parts), failed or delayed, action, status)
 
 
-def _detected(msg: Message, parts: _Parts) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _detected(msg: Message, parts: _ReportParts) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The permanent and the temporary failures Mailman's detectors find, as addresses, the
     returned mail's senders left out. Only on a mail with a From (one detector needs it)."""
     if not any(address for _, address in getaddresses(_header(msg, "from"))):
@@ -223,7 +223,7 @@ def _detected(msg: Message, parts: _Parts) -> tuple[tuple[str, ...], tuple[str, 
     return kept(permanent), kept(temporary)
 
 
-def _bounce(msg: Message, parts: _Parts) -> Bounce:
+def _bounce(msg: Message, parts: _ReportParts) -> Bounce:
     """The status fields first (inline ones too), the notice's wording for what they lack.
 
     When some recipients failed and others are only delayed, the failed ones are reported.
@@ -245,7 +245,7 @@ def _bounce(msg: Message, parts: _Parts) -> Bounce:
     return Bounce(_original_id(msg, parts), recipients, action, status)
 
 
-def _take_apart(msg: Message) -> _Parts:
+def _take_apart(msg: Message) -> _ReportParts:
     """Status blocks, notice text and returned original; returned mails are not entered."""
     blocks: list[dict[str, str]] = []
     plain: list[str] = []
@@ -266,7 +266,7 @@ def _take_apart(msg: Message) -> _Parts:
     notice = "\n".join(plain or rich)
     if not quoted and original is None:
         notice, quoted = _split_quoted(notice)
-    return _Parts(blocks, notice, quoted, original)
+    return _ReportParts(blocks, notice, quoted, original)
 
 
 def _split_quoted(text: str) -> tuple[str, str]:
@@ -352,7 +352,7 @@ def _status(msg: Message, notice: str) -> str | None:
     return f"{code[1]}.0.0" if code else None
 
 
-def _named_recipients(msg: Message, parts: _Parts) -> tuple[str, ...]:
+def _named_recipients(msg: Message, parts: _ReportParts) -> tuple[str, ...]:
     """The failed recipients of a notice: ``X-Failed-Recipients`` (Exim, Gmail), else those
     it names (leading a line, else in brackets, else anywhere), else the returned mail's
     only recipient. Whoever sent the returned mail is never one of them."""
@@ -370,21 +370,21 @@ def _named_recipients(msg: Message, parts: _Parts) -> tuple[str, ...]:
     return tuple(sent_to) if len(sent_to) == 1 else ()
 
 
-def _senders(msg: Message, parts: _Parts) -> frozenset[str]:
+def _senders(msg: Message, parts: _ReportParts) -> frozenset[str]:
     """Whoever sent the returned mail (the bounce's To, the original's From...)."""
     values = [*_header(msg, "to"), *_header(msg, "cc")]
     values += _SENDER_LINE.findall(parts.quoted) + _SENDER_LINE.findall(parts.notice)
     return frozenset(a.lower() for value in values for a in _ADDRESS.findall(value))
 
 
-def _sent_to(parts: _Parts) -> list[str]:
+def _sent_to(parts: _ReportParts) -> list[str]:
     """The To and Cc values of the returned mail."""
     if parts.original is not None:
         return [str(v) for name in ("to", "cc") for v in mime_tree.raw_values(parts.original, name)]
     return _RECIPIENT_LINE.findall(parts.quoted)
 
 
-def _original_id(msg: Message, parts: _Parts) -> str | None:
+def _original_id(msg: Message, parts: _ReportParts) -> str | None:
     """The returned mail's Message-ID: its header, else a Message-ID line in the text, else
     the bounce's In-Reply-To (Exchange and Verizon set it)."""
     if parts.original is not None and (found := mime_tree.raw_values(parts.original, "message-id")):

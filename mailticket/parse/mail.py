@@ -41,11 +41,11 @@ from mailticket.errors import LimitExceeded, MailRejected, ParseError, SenderRej
 from mailticket.parse import charsets, identity, limits, mime_tree
 from mailticket.parse.dsn import Bounce, read_bounce
 from mailticket.parse.message_ids import ids, message_id
-from mailticket.parse.mime_parts import Attachment, read_body, safe_filename
+from mailticket.parse.mime_parts import AttachedFile, read_body, safe_filename
 
 __all__ = [
     "DEFAULT_MAX_ATTACHMENT_SIZE",
-    "Attachment",
+    "AttachedFile",
     "Bounce",
     "InboundMail",
     "language",
@@ -78,7 +78,7 @@ class InboundMail:
     report_type: str  # report-type parameter of multipart/report, lower-case, else ""
     text: str
     html: str
-    attachments: tuple[Attachment, ...]
+    attachments: tuple[AttachedFile, ...]
     language: str  # "zh" or "en"
     lossy: bool
     defects: tuple[str, ...]

@@ -2,7 +2,7 @@
 
 Text is never dropped: undecodable bytes are replaced and the body is flagged ``lossy``.
 Of a ``multipart/alternative`` the first plain text that is not blank and the last HTML
-are kept; every other part that is not body text becomes an :class:`Attachment`
+are kept; every other part that is not body text becomes an :class:`AttachedFile`
 (forwarded mails too), named safely and capped in size. Parts nested deeper than
 ``limits.MAX_DEPTH`` are kept whole as one attachment; both limits leave a note
 (``Body.notes``). Outlook's ``winmail.dat`` (TNEF) is unpacked: its files become the
@@ -47,7 +47,7 @@ _MIME_TYPES: Final = mimetypes.MimeTypes()
 
 
 @dataclass(frozen=True, slots=True)
-class Attachment:
+class AttachedFile:
     filename: str
     content_type: str
     size: int
@@ -60,7 +60,7 @@ class Body:
 
     text: str
     html: str
-    attachments: tuple[Attachment, ...]
+    attachments: tuple[AttachedFile, ...]
     lossy: bool
     notes: tuple[str, ...]  # what a limit left out (see mailticket.parse.limits)
 
@@ -111,7 +111,7 @@ class _Parts:
     linesep: str
     plain: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
-    attachments: list[Attachment] = field(default_factory=list)
+    attachments: list[AttachedFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # text to show when the mail's own is blank, in order (see _settle)
     spare: list[Callable[[_Parts], None]] = field(default_factory=list)
@@ -252,18 +252,18 @@ def _filename(part: Message, hint: str | None) -> str:
     return ""
 
 
-def _attachment(part: Message, content_type: str, data: bytes, parts: _Parts) -> Attachment:
+def _attachment(part: Message, content_type: str, data: bytes, parts: _Parts) -> AttachedFile:
     """An attachment of the MIME tree."""
     return _stored(safe_filename(_filename(part, parts.hint)), content_type, data, parts)
 
 
-def _stored(name: str, content_type: str, data: bytes, parts: _Parts) -> Attachment:
+def _stored(name: str, content_type: str, data: bytes, parts: _Parts) -> AttachedFile:
     """An attachment; its content is dropped (size kept) when it is over the cap."""
     name = name or _default_name(content_type, len(parts.attachments) + 1)
     content = data if len(data) <= parts.cap else None
     if content is None:
         parts.notes.append(limits.attachment_note(name, len(data), parts.cap))
-    return Attachment(filename=name, content_type=content_type, size=len(data), content=content)
+    return AttachedFile(filename=name, content_type=content_type, size=len(data), content=content)
 
 
 def _message_bytes(part: Message, payload: list[Message], linesep: str) -> bytes:

@@ -128,7 +128,7 @@ Row = TypeVar("Row")
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
+class ListWindow:
     """Which rows of a list: from ``offset``, at most ``limit`` (None: every row)."""
 
     offset: int = 0
@@ -159,7 +159,7 @@ class Page:
 
 
 def ticket_page(
-    session: Session, prefix: str, window: Window, *, status: str | None, queue: str | None
+    session: Session, prefix: str, window: ListWindow, *, status: str | None, queue: str | None
 ) -> Page:
     """Tickets, newest first."""
     found = store.list_tickets(
@@ -172,7 +172,7 @@ def ticket_page(
     )
 
 
-def outbox_page(session: Session, window: Window) -> Page:
+def outbox_page(session: Session, window: ListWindow) -> Page:
     """Outgoing mail, newest first."""
     rows = session.exec(window.of(select(Outbox).order_by(col(Outbox.id).desc()))).all()
     return Page([_outbox_row(row) for row in rows], _count(session, Outbox), window.offset)
@@ -192,7 +192,7 @@ def _outbox_row(row: Outbox) -> dict[str, Any]:
     }
 
 
-def quarantine_page(session: Session, window: Window) -> Page:
+def quarantine_page(session: Session, window: ListWindow) -> Page:
     """Quarantined mail, oldest first (dropped mail is no longer listed)."""
     waiting = Inbound.state == "quarantined"
     query = select(Inbound).where(waiting).order_by(col(Inbound.id))

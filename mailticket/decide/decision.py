@@ -205,7 +205,7 @@ def _extracted(decision: Decision, mail: InboundMail, text: str, ctx: Context) -
     they repeat values the ticket has); a refused mail changes nothing."""
     if decision.kind == "refused":
         return decision
-    fields = ctx.rules.route(replace(mail, text=new_text(text))).fields
+    fields = ctx.rules.extract(replace(mail, text=new_text(text)))
     if not fields:
         return decision
     return replace(decision, changes=replace(decision.changes, fields=fields))

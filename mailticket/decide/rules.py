@@ -190,6 +190,21 @@ class RuleSet:
                 break
         return walk.routing()
 
+    def extract(self, mail: InboundMail) -> tuple[tuple[str, str], ...]:
+        """The fields the ``extract`` rules that match ``mail`` pull from it (a later mail
+        on a ticket): only those rules are tested; the first value of a field wins."""
+        text = MailText(mail)
+        found: dict[str, str] = {}
+        for rule in self.compiled:
+            if not rule.extractors:
+                continue
+            if rule.condition is not None and rule.condition.test(text) is None:
+                continue
+            for extractor in rule.extractors:
+                if extractor.name not in found and (value := extractor.pull(text)):
+                    found[extractor.name] = value
+        return tuple(found.items())
+
 
 def default_rules() -> RuleSet:
     spec = RulesFile(queues={"general": QueueSpec()})

@@ -166,7 +166,7 @@ async def run_heartbeat(
     def one_beat(connection: Connection, me: Instance, now: datetime) -> None:
         beat(connection, me, now, liveness())
 
-    pause = 0.5  # the first beats come sooner: status sees the parts come up
+    pause = 2.0  # the second beat comes sooner: status sees the parts come up
     while True:
         try:
             await loop.run_in_executor(executor, write, one_beat)
@@ -176,7 +176,7 @@ async def run_heartbeat(
             await asyncio.wait_for(stop.wait(), pause)
             break
         except TimeoutError:
-            pause = min(pause * 2, interval.total_seconds())
+            pause = interval.total_seconds()
     try:
         await loop.run_in_executor(executor, write, stopped)
     except Exception as exc:

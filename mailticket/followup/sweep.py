@@ -26,8 +26,8 @@ from mailticket.decide.states import EventKind, TicketStatus
 from mailticket.decide.threads import MessageIdSigner, with_tag
 from mailticket.decide.ticket_state import TicketState
 from mailticket.followup import clocks as sla
-from mailticket.outbound.answers import TicketView, language_for, ticket_view
-from mailticket.outbound.notices import Envelope, Renderer
+from mailticket.outbound.answers import TicketView, language_for, ticket_envelope, ticket_view
+from mailticket.outbound.notices import Renderer
 from mailticket.outbound.outbox import enqueue
 from mailticket.settings import TicketSettings
 from mailticket.store import ticket_log, tickets
@@ -152,16 +152,14 @@ class FollowupSweep:
         thread = tickets.conversation(session.connection(), ticket.number, recipient)
         thread = thread or _thread(session, ticket.number)  # never wrote to them: the ticket's
         rendered = replace(rendered, subject=with_tag(rendered.subject, prefix, ticket.number))
-        envelope = Envelope(
-            sender=self._settings.support_address,
-            to=recipient,
-            cc=(),
-            message_id=self._signer.new(ticket.number, recipient),
-            in_reply_to=thread[-1] if thread else None,
-            references=tuple(thread[-10:]),
+        envelope = ticket_envelope(
+            self._settings,
+            self._signer,
+            ticket.number,
+            recipient,
+            thread,
+            now,
             auto_submitted="auto-generated",
-            date=now,
-            reply_to=self._settings.support_address,
         )
         enqueue(
             session,

@@ -99,17 +99,17 @@ class Answers:
         language = language_for(answer.template, ticket.language, agent_language)
         rendered = self._renderer.render(answer.template, language, context)
         subject = with_tag(rendered.subject, settings.prefix, ticket.number)
-        in_reply_to, references = _threading(mail, answer.to, thread)
-        envelope = Envelope(
-            sender=settings.support_address,
-            to=answer.to,
-            cc=answer.cc,
-            message_id=self._signer.new(ticket.number, answer.to),
-            in_reply_to=in_reply_to,
-            references=references,
+        envelope = ticket_envelope(
+            settings,
+            self._signer,
+            ticket.number,
+            answer.to,
+            thread,
+            now,
             auto_submitted=_auto_submitted(answer),
-            date=now,
+            cc=answer.cc,
             reply_to=self._reply_to(answer),
+            answering=mail,
         )
         attached = _relayed_files(mail) if answer.relayed else files.attached
         return Outgoing(
@@ -172,16 +172,49 @@ def _listed(ticket: TicketState, prefix: str) -> ListedTicket:
     )  # fmt: skip
 
 
+REFERENCES_DEPTH: Final = 20  # the newest Message-IDs of a conversation a mail references
+
+
+def ticket_envelope(
+    settings: TicketSettings,
+    signer: MessageIdSigner,
+    number: int,
+    to: str,
+    thread: Sequence[str],
+    now: datetime,
+    *,
+    auto_submitted: str | None,
+    cc: tuple[str, ...] = (),
+    reply_to: str | None = None,
+    answering: InboundMail | None = None,
+) -> Envelope:
+    """The envelope of every mail we send on a ticket (answers, relays, follow-ups): from
+    the support address, its Message-ID signed for its one recipient, threaded under
+    ``thread``, what that recipient has seen of the ticket."""
+    in_reply_to, references = _threading(answering, to, thread)
+    return Envelope(
+        sender=settings.support_address,
+        to=to,
+        cc=cc,
+        message_id=signer.new(number, to),
+        in_reply_to=in_reply_to,
+        references=references,
+        auto_submitted=auto_submitted,
+        date=now,
+        reply_to=reply_to or settings.support_address,
+    )
+
+
 def _threading(
-    mail: InboundMail, to: str, thread: Sequence[str]
+    mail: InboundMail | None, to: str, thread: Sequence[str]
 ) -> tuple[str | None, tuple[str, ...]]:
     """In-Reply-To and References: what ``to`` has seen of the ticket; with nothing yet,
     the mail itself when ``to`` wrote it. Never another person's ids: an agent's
     notification ids prove the agent's mailbox and must not reach a requester."""
     if thread:
-        return thread[-1], tuple(thread)
-    if to == mail.from_addr:
-        return mail.message_id, (*mail.references, mail.message_id)
+        return thread[-1], tuple(thread[-REFERENCES_DEPTH:])
+    if mail is not None and to == mail.from_addr:
+        return mail.message_id, (*mail.references[-REFERENCES_DEPTH + 1 :], mail.message_id)
     return None, ()
 
 

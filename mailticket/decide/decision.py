@@ -43,6 +43,7 @@ from mailticket.decide.senders import (
     spam_of,
     to_comment_address,
 )
+from mailticket.decide.states import MessageKind
 from mailticket.decide.threads import (
     ThreadMatch,
     find_thread,
@@ -100,7 +101,7 @@ def _decide(mail: InboundMail, view: StoreView, ctx: Context) -> Decision:
     if facts is not None:
         return _on_ticket(mail, verdict, thread, facts, view, ctx)
     if verdict.automatic and not _bulk_only(verdict):
-        return Decision(verdict, thread, "ignore", None, "ignored", notes=verdict.reasons)
+        return Decision(verdict, thread, "ignore", None, MessageKind.IGNORED, notes=verdict.reasons)
     return _new_ticket(mail, verdict, thread, view, ctx, linked_to=None)
 
 
@@ -120,7 +121,7 @@ def _status_request(mail: InboundMail, verdict: Verdict, view: StoreView, ctx: C
         thread,
         "status",
         None,
-        "status",
+        MessageKind.STATUS,
         answers=allowed.answers,
         notes=allowed.notes,
         pauses=allowed.pauses,
@@ -138,8 +139,8 @@ def _bounce(mail: InboundMail, verdict: Verdict, view: StoreView, ctx: Context) 
     evidence = f"delivery report about {original}" if original else "delivery report"
     if number is None:
         thread = ThreadMatch(None, f"{evidence}, not about a mail of ours")
-        return Decision(verdict, thread, "ignore", None, "ignored", notes=verdict.reasons)
-    return Decision(verdict, ThreadMatch(number, evidence), "bounce", number, "bounce")
+        return Decision(verdict, thread, "ignore", None, MessageKind.IGNORED, notes=verdict.reasons)
+    return Decision(verdict, ThreadMatch(number, evidence), "bounce", number, MessageKind.BOUNCE)
 
 
 def _on_ticket(
@@ -158,7 +159,9 @@ def _on_ticket(
     if verdict.automatic and not is_agent and not _bulk_only(verdict):
         # an autoresponder or a notice about the ticket, whoever it comes from: kept on
         # it, never a new linked ticket with a notice to every agent
-        return Decision(verdict, thread, "append", facts.number, "auto", notes=verdict.reasons)
+        return Decision(
+            verdict, thread, "append", facts.number, MessageKind.AUTO, notes=verdict.reasons
+        )
     if not is_agent and sender not in facts.participants:
         return replace(
             _foreign(mail, verdict, thread, facts, view, ctx), authentication=authentication
@@ -166,12 +169,12 @@ def _on_ticket(
     if not is_agent and _closed_too_long(facts, ctx):
         note = f"ticket closed more than {ctx.settings.reopen_window} ago: new linked ticket"
         decision = _new_ticket(mail, verdict, thread, view, ctx, linked_to=facts.number)
-        return _with_note(decision, note)
+        return decision.with_note(note)
     spam = "" if is_agent else spam_of(mail, ctx)
     if verdict.automatic or spam:
         notes = (f"spam: {spam}",) if spam else verdict.reasons
         return Decision(
-            verdict, thread, "append", facts.number, "spam" if spam else "auto", notes=notes,
+            verdict, thread, "append", facts.number, MessageKind.SPAM if spam else MessageKind.AUTO, notes=notes,
             spam=spam,
         )  # fmt: skip
     audience = audience_of(facts, view, ctx)
@@ -235,7 +238,7 @@ def _unverified_agent(
         thread,
         "append",
         facts.number,
-        "unverified",
+        MessageKind.UNVERIFIED,
         answers=allowed.answers,
         notes=("not applied: stored as an unverified note", *allowed.notes),
         authentication=how,
@@ -292,12 +295,12 @@ def _foreign(
             thread,
             "append",
             facts.number,
-            "unverified",
+            MessageKind.UNVERIFIED,
             answers=allowed.answers,
             notes=notes,
         )
     decision = _new_ticket(mail, verdict, thread, view, ctx, linked_to=facts.number)
-    return _with_note(decision, f"{note}: new linked ticket")
+    return decision.with_note(f"{note}: new linked ticket")
 
 
 def _unverified_note(
@@ -346,7 +349,7 @@ def _new_ticket(
         thread,
         "new",
         None,
-        "request",
+        MessageKind.REQUEST,
         linked_to=linked_to,
         routing=routing,
         answers=tuple(
@@ -392,7 +395,3 @@ def _answers(
     )
     pauses = allowed.pauses
     return Allowed((*allowed.answers, *agents), (*allowed.notes, *flood), pauses)
-
-
-def _with_note(decision: Decision, note: str) -> Decision:
-    return replace(decision, notes=(note, *decision.notes))

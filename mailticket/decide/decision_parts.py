@@ -7,7 +7,7 @@ requester's mail on a ticket asks for); both are pure, intake applies the result
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -15,7 +15,7 @@ from mailticket.decide import agent_auth
 from mailticket.decide.guard import Verdict
 from mailticket.decide.rules import Routing, RuleSet
 from mailticket.decide.secret_report import NO_SECRETS, SecretReport
-from mailticket.decide.states import TicketStatus
+from mailticket.decide.states import MessageKind, TicketStatus
 from mailticket.decide.threads import MessageIdSigner, ThreadMatch
 from mailticket.settings import SpamSettings, TicketSettings
 
@@ -145,7 +145,7 @@ class Decision:
     thread: ThreadMatch
     action: Action
     ticket: int | None  # the existing ticket for append / bounce
-    kind: str  # request, reply, agent, note, commands, refused, unverified, auto, bounce, ignored, status
+    kind: MessageKind
     linked_to: int | None = None
     routing: Routing | None = None
     status_change: TicketStatus | None = None
@@ -159,6 +159,9 @@ class Decision:
     proposed: tuple[str, ...] = ()  # Cc that do not: shown to agents (#cc add)
     spam: str = ""  # the trusted MTA's spam verdict: stored, never answered
     confirmed: str = ""  # the agent_confirm request this mail answered: its mail applied
+
+    def with_note(self, note: str) -> Decision:
+        return replace(self, notes=(note, *self.notes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from mailticket.decide.agent_commands import (
     without_first_line,
 )
 from mailticket.decide.decision_parts import NO_CHANGES, Answer, Changes, TicketFacts
-from mailticket.decide.states import TicketStatus
+from mailticket.decide.states import MessageKind, TicketStatus
 from mailticket.parse.reply_text import new_text
 
 REOPENABLE = frozenset({TicketStatus.PENDING, TicketStatus.RESOLVED, TicketStatus.CLOSED})
@@ -40,7 +40,7 @@ REOPENABLE = frozenset({TicketStatus.PENDING, TicketStatus.RESOLVED, TicketStatu
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    kind: str  # agent (public reply), note, commands, refused, reply
+    kind: MessageKind  # agent (public reply), note, commands, refused, reply
     status: TicketStatus | None  # the new status, None: unchanged
     changes: Changes = NO_CHANGES
     answers: tuple[Answer, ...] = ()
@@ -72,25 +72,35 @@ def agent_plan(
     read = read_agent_mail(new_text(text), sender, known)
     if isinstance(read, CommandErrors):
         error = Answer("agent_error", sender, automatic=True, errors=read.errors)
-        return Plan("refused", None, answers=(error,), notes=("commands refused: nothing changed",))
+        return Plan(
+            MessageKind.REFUSED,
+            None,
+            answers=(error,),
+            notes=("commands refused: nothing changed",),
+        )
     status, changes = _commands(read.commands, facts)
     over = _over_participants(changes, facts, audience)
     if over is not None:
         error = Answer("agent_error", sender, automatic=True, errors=(over,))
-        return Plan("refused", None, answers=(error,), notes=("commands refused: nothing changed",))
+        return Plan(
+            MessageKind.REFUSED,
+            None,
+            answers=(error,),
+            notes=("commands refused: nothing changed",),
+        )
     note = read.note or to_comment_address
     answers: list[Answer] = []
     notes: tuple[str, ...] = ()
     if read.commands_only:
-        kind = "commands"
+        kind = MessageKind.COMMANDS
     elif note:
-        kind = "note"
+        kind = MessageKind.NOTE
         answers += [
             Answer("agent_note", agent, automatic=False, text=read.text)
             for agent in _others(audience.team, sender, audience)
         ]
     else:
-        kind = "agent"
+        kind = MessageKind.AGENT
         status = status or TicketStatus.PENDING
         changes = replace(changes, answered=True)
         cc = (*(a for a in facts.cc if a not in changes.cc_removed), *changes.cc_added)
@@ -122,7 +132,7 @@ def requester_plan(text: str, sender: str, facts: TicketFacts, audience: Audienc
         Answer("agent_update", agent, automatic=False, text=written)
         for agent in _others(audience.agents, sender, audience)
     ]
-    return Plan("reply", status, answers=tuple(update))
+    return Plan(MessageKind.REPLY, status, answers=tuple(update))
 
 
 def _commands(

@@ -19,6 +19,23 @@ class TicketStatus(StrEnum):
     SPAM = "spam"  # the trusted MTA's verdict: stored, never answered (#notspam)
 
 
+class MessageKind(StrEnum):
+    """What a mail received on a ticket is (``decide``): shown in ``tickets show``."""
+
+    REQUEST = "request"  # opened a ticket
+    REPLY = "reply"  # the requester or a participant wrote again
+    AGENT = "agent"  # an agent's answer, relayed to the requester
+    NOTE = "note"  # an agent's internal note
+    COMMANDS = "commands"  # an agent's commands only
+    REFUSED = "refused"  # an agent's mail with a bad command: nothing applied
+    UNVERIFIED = "unverified"  # from an agent's address without proof, or from a stranger
+    AUTO = "auto"  # an autoreply or notice about the ticket: kept, never answered
+    SPAM = "spam"  # the trusted MTA's verdict
+    BOUNCE = "bounce"  # a delivery report about one of our mails
+    IGNORED = "ignored"  # automatic mail naming no ticket: kept, nothing else
+    STATUS = "status"  # asked for the sender's list of tickets
+
+
 class OutboxState(StrEnum):
     PENDING = "pending"  # waiting for its (next) attempt
     SENT = "sent"

@@ -459,6 +459,7 @@ class Intake:
             )
             events += changed
         shown = masked_mail(mail) if decision.secrets else mail  # what agents may read
+        agents_language = ctx.rules.agent_language(ticket.queue, self._settings.agents.language)
         outgoing = [
             self._answers.outgoing(
                 ticket,
@@ -467,9 +468,7 @@ class Intake:
                 now,
                 secret_warning=decision.secrets,
                 thread=tickets.conversation(connection, ticket.number, answer.to),
-                agent_language=ctx.rules.agent_language(
-                    ticket.queue, self._settings.agents.language
-                ),
+                agent_language=agents_language,
             )
             for answer in decision.answers
         ]

@@ -108,8 +108,9 @@ class FollowupSweep:
         ticket_log.log_event(session, ticket.number, EventKind(kind), action.reason, now)
         template = action.kind.template
         if template is not None:
+            language = rules.agent_language(ticket.queue, self._agent_language)
             for recipient in self._recipients(session, ticket, action.kind, rules, now):
-                self._send(session, ticket, template, recipient, action.reason, now)
+                self._send(session, ticket, template, recipient, action.reason, now, language)
         log.info("[%s-%s] %s: %s", self._settings.prefix, ticket.number, kind, action.reason)
         return kind
 
@@ -138,6 +139,7 @@ class FollowupSweep:
         recipient: str,
         reason: str,
         now: datetime,
+        agent_language: str,
     ) -> None:
         assert ticket.number is not None
         prefix = self._settings.prefix
@@ -146,7 +148,6 @@ class FollowupSweep:
             "settings": self._settings,
             "reason": reason,
         }
-        agent_language = self._rules().agent_language(ticket.queue, self._agent_language)
         language = language_for(template, ticket.language, agent_language)
         rendered = self._renderer.render(template, language, context)
         thread = tickets.conversation(session.connection(), ticket.number, recipient)

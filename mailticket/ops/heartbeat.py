@@ -27,7 +27,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from mailticket import store
-from mailticket.store.models import Daemon
+from mailticket.store import DAEMON
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ INTERVAL: Final = timedelta(seconds=10)  # between two beats
 STALE: Final = timedelta(seconds=60)  # six beats missed: the daemon is gone or hangs
 WORKER_STALE: Final = timedelta(minutes=2)  # the outbox worker looks every 2 s when idle
 FORGET: Final = timedelta(days=7)  # stopped daemons' rows are kept this long
-
-DAEMON = Daemon.__table__  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -81,7 +81,7 @@ class Health:
                 "sent": self.automatic_budget[0],
                 "budget": self.automatic_budget[1],
             },
-            "daemons": [d.as_dict(self.now) for d in self.daemons if self.now],
+            "daemons": [d.as_dict(self.now) for d in self.daemons] if self.now else [],
             "problems": self.problems,
         }
 

@@ -42,7 +42,7 @@ _TABLES = SQLModel.metadata.tables  # Core handles for the hot path (no ORM unit
 TICKET, PARTICIPANT, INBOUND = _TABLES["ticket"], _TABLES["participant"], _TABLES["inbound"]
 MESSAGE, ATTACHMENT, EVENT = _TABLES["message"], _TABLES["attachment"], _TABLES["event"]
 OUTBOX, UNDELIVERABLE = _TABLES["outbox"], _TABLES["undeliverable"]
-AUTO_PAUSE = _TABLES["auto_pause"]
+AUTO_PAUSE, DAEMON = _TABLES["auto_pause"], _TABLES["daemon"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0007"  # the newest migration; a test keeps it equal to Alembic's head
